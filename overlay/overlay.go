@@ -1,0 +1,373 @@
+// Package overlay applies OCI layer changesets, oldest first, to an in-memory tree and freezes
+// the result into an index.Index.
+//
+// It owns the rules of the OCI image spec's "Applying Changesets" as DESIGN.md §3 states them:
+// name cleaning and escape checks, chroot-style resolution of symlinked parents, implicit
+// parents, whiteouts (which only ever hide lower layers, whatever their position in their own
+// layer), opaque directories, replacement of one file type by another, last-one-wins duplicates,
+// and hard links that bind to the inode their target names when the link is applied.
+//
+// A layer is first read into a list of Changes (ReadChanges, which only parses tar headers and
+// records where each file's data starts), then applied with Merger.Apply. Layers can be read in
+// parallel; they must be applied in order. Overlay knows nothing of compression, output
+// formats or FUSE.
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/ocirender/ocirender/index"
+)
+
+// Whiteout names of the OCI layer format.
+const (
+	WhiteoutPrefix = ".wh."
+	WhiteoutOpaque = ".wh..wh..opq"
+	whiteoutMeta   = ".wh..wh." // AUFS metadata: .wh..wh.aufs, .wh..wh.orph/, .wh..wh.plnk/
+)
+
+// Errors callers may test for with errors.Is.
+var (
+	ErrEscape       = errors.New("path escapes the image root")
+	ErrLoop         = errors.New("too many levels of symbolic links")
+	ErrNotDir       = errors.New("parent is not a directory")
+	ErrLinkTarget   = errors.New("hard link target")
+	ErrBadWhiteout  = errors.New("bad whiteout")
+	ErrRootNotDir   = errors.New("root entry is not a directory")
+	ErrNameTooLong  = errors.New("name too long")
+	ErrTooManyFiles = errors.New("too many entries")
+)
+
+const none = -1
+
+type node struct {
+	name   string
+	parent int32
+	first  int32 // newest child; siblings chain through next
+	next   int32
+	ino    int32
+	dead   bool
+}
+
+type childKey struct {
+	parent int32
+	name   string
+}
+
+// Merger holds the tree while layers are applied. The zero value is not usable; call New.
+type Merger struct {
+	nodes      []node
+	inodes     []index.Inode
+	children   map[childKey]int32
+	live       int
+	maxEntries int
+}
+
+// Options tune a Merger. The zero value uses the defaults.
+type Options struct {
+	MaxEntries int // live entries of the merged tree; default DefaultMaxEntries
+}
+
+// New returns a Merger holding an empty root directory (0755, owned by 0:0).
+func New(opts Options) *Merger {
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = DefaultMaxEntries
+	}
+	m := &Merger{children: map[childKey]int32{}, maxEntries: opts.MaxEntries}
+	m.inodes = append(m.inodes, index.Inode{Type: index.Dir, Mode: 0o755, Layer: index.NoLayer})
+	m.nodes = append(m.nodes, node{parent: none, first: none, next: none, ino: 0})
+	m.live = 1
+	return m
+}
+
+func (m *Merger) typeOf(n int32) index.Type { return m.inodes[m.nodes[n].ino].Type }
+
+func (m *Merger) child(dir int32, name string) int32 {
+	if c, ok := m.children[childKey{dir, name}]; ok {
+		return c
+	}
+	return none
+}
+
+func (m *Merger) addNode(dir int32, name string, ino int32) (int32, error) {
+	if m.live >= m.maxEntries {
+		return none, fmt.Errorf("%w: more than %d", ErrTooManyFiles, m.maxEntries)
+	}
+	id := int32(len(m.nodes))
+	m.nodes = append(m.nodes, node{name: name, parent: dir, first: none, next: m.nodes[dir].first, ino: ino})
+	m.nodes[dir].first = id
+	m.children[childKey{dir, name}] = id
+	m.live++
+	return id, nil
+}
+
+func (m *Merger) addInode(in index.Inode) int32 {
+	m.inodes = append(m.inodes, in)
+	return int32(len(m.inodes) - 1)
+}
+
+// remove deletes n and everything below it. Inodes stay: other names may still use them.
+func (m *Merger) remove(n int32) {
+	nd := &m.nodes[n]
+	delete(m.children, childKey{nd.parent, nd.name})
+	m.removeBelow(n)
+	m.nodes[n].dead = true
+	m.live--
+}
+
+// removeBelow deletes every child of n, recursively.
+func (m *Merger) removeBelow(n int32) {
+	for c := m.nodes[n].first; c != none; c = m.nodes[c].next {
+		if m.nodes[c].dead {
+			continue
+		}
+		delete(m.children, childKey{n, m.nodes[c].name})
+		m.removeBelow(c)
+		m.nodes[c].dead = true
+		m.live--
+	}
+	m.nodes[n].first = none
+}
+
+// splitPath cleans a tar name into its components. An empty result is the root. A name that
+// climbs above the root is an error, even if cleaning would hide it.
+func splitPath(name string) ([]string, error) {
+	var parts []string
+	for _, c := range strings.Split(name, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			if len(parts) == 0 {
+				return nil, ErrEscape
+			}
+			parts = parts[:len(parts)-1]
+		default:
+			if len(c) > MaxNameLen {
+				return nil, fmt.Errorf("%w: component of %d bytes", ErrNameTooLong, len(c))
+			}
+			parts = append(parts, c)
+		}
+	}
+	if n := len(strings.Join(parts, "/")); n > MaxPathLen {
+		return nil, fmt.Errorf("%w: path of %d bytes", ErrNameTooLong, n)
+	}
+	return parts, nil
+}
+
+// walkDir follows comps from dir, resolving symlinks chroot-style, and returns the directory
+// they name. Missing components are created as implicit directories when create is set, and
+// reported as (none, nil) otherwise.
+func (m *Merger) walkDir(dir int32, comps []string, create bool, mtime int64, hops *int) (int32, error) {
+	cur := dir
+	for _, c := range comps {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if p := m.nodes[cur].parent; p != none {
+				cur = p
+			}
+			continue
+		}
+		next := m.child(cur, c)
+		if next == none {
+			if !create {
+				return none, nil
+			}
+			ino := m.addInode(index.Inode{Type: index.Dir, Mode: 0o755, Mtime: mtime, Layer: index.NoLayer})
+			var err error
+			if next, err = m.addNode(cur, c, ino); err != nil {
+				return none, err
+			}
+		}
+		switch m.typeOf(next) {
+		case index.Dir:
+			cur = next
+		case index.Symlink:
+			*hops++
+			if *hops > index.MaxSymlinkHops {
+				return none, ErrLoop
+			}
+			target := m.inodes[m.nodes[next].ino].Link
+			base := cur
+			if strings.HasPrefix(target, "/") {
+				base = 0
+			}
+			var err error
+			if cur, err = m.walkDir(base, strings.Split(target, "/"), create, mtime, hops); err != nil || cur == none {
+				return cur, err
+			}
+		default:
+			return none, fmt.Errorf("%w: %q is a %s", ErrNotDir, m.pathOf(next), m.typeOf(next))
+		}
+	}
+	return cur, nil
+}
+
+func (m *Merger) pathOf(n int32) string {
+	var parts []string
+	for ; n > 0; n = m.nodes[n].parent {
+		parts = append(parts, m.nodes[n].name)
+	}
+	slices.Reverse(parts)
+	return strings.Join(parts, "/")
+}
+
+// Apply applies the changes of one layer. Layers must be applied oldest first. Whiteouts are
+// applied before any other entry of the layer, so they hide only lower layers, whatever their
+// position in the tar stream.
+func (m *Merger) Apply(changes []Change) error {
+	for i := range changes {
+		c := &changes[i]
+		if !strings.HasPrefix(path.Base(c.Name), WhiteoutPrefix) {
+			continue
+		}
+		if err := m.whiteout(c.Name); err != nil {
+			return fmt.Errorf("entry %q: %w", c.Name, err)
+		}
+	}
+	for i := range changes {
+		if err := m.apply(&changes[i]); err != nil {
+			return fmt.Errorf("entry %q: %w", changes[i].Name, err)
+		}
+	}
+	return nil
+}
+
+// isMeta reports whether comps name AUFS metadata, which never reaches the merged tree.
+func isMeta(comps []string) bool {
+	for _, c := range comps {
+		if strings.HasPrefix(c, whiteoutMeta) && c != WhiteoutOpaque {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Merger) whiteout(name string) error {
+	comps, err := splitPath(name)
+	if err != nil {
+		return err
+	}
+	if len(comps) == 0 || isMeta(comps) {
+		return nil
+	}
+	if err := checkParents(comps); err != nil {
+		return err
+	}
+	base := comps[len(comps)-1]
+	hops := 0
+	dir, err := m.walkDir(0, comps[:len(comps)-1], false, 0, &hops)
+	if err != nil || dir == none {
+		return err // a whiteout under a missing directory hides nothing
+	}
+	if base == WhiteoutOpaque {
+		m.removeBelow(dir)
+		return nil
+	}
+	target := base[len(WhiteoutPrefix):]
+	if target == "" || target == "." || target == ".." {
+		return fmt.Errorf("%w: %q", ErrBadWhiteout, base)
+	}
+	if n := m.child(dir, target); n != none {
+		m.remove(n)
+	}
+	return nil
+}
+
+// checkParents rejects whiteout names used as directories: a whiteout is a marker, never a
+// container of other entries.
+func checkParents(comps []string) error {
+	for _, c := range comps[:len(comps)-1] {
+		if strings.HasPrefix(c, WhiteoutPrefix) {
+			return fmt.Errorf("%w: %q used as a directory", ErrBadWhiteout, c)
+		}
+	}
+	return nil
+}
+
+func (m *Merger) apply(c *Change) error {
+	comps, err := splitPath(c.Name)
+	if err != nil {
+		return err
+	}
+	if isMeta(comps) {
+		return nil
+	}
+	if len(comps) == 0 {
+		if c.Hardlink || c.Type != index.Dir {
+			return ErrRootNotDir
+		}
+		m.setDir(0, c)
+		return nil
+	}
+	base := comps[len(comps)-1]
+	if strings.HasPrefix(base, WhiteoutPrefix) {
+		return nil // applied before the layer's other entries
+	}
+	if err := checkParents(comps); err != nil {
+		return err
+	}
+	hops := 0
+	dir, err := m.walkDir(0, comps[:len(comps)-1], true, c.Mtime, &hops)
+	if err != nil {
+		return err
+	}
+	old := m.child(dir, base)
+	if c.Hardlink {
+		return m.link(dir, base, old, c.Link)
+	}
+	if old != none && c.Type == index.Dir && m.typeOf(old) == index.Dir {
+		m.setDir(old, c)
+		return nil
+	}
+	if old != none {
+		m.remove(old)
+	}
+	_, err = m.addNode(dir, base, m.addInode(c.Inode))
+	return err
+}
+
+// setDir replaces the metadata of directory n and keeps its children.
+func (m *Merger) setDir(n int32, c *Change) {
+	in := c.Inode
+	in.Size = 0
+	m.inodes[m.nodes[n].ino] = in
+}
+
+func (m *Merger) link(dir int32, base string, old int32, target string) error {
+	comps, err := splitPath(target)
+	if err != nil {
+		return fmt.Errorf("%w %q: %w", ErrLinkTarget, target, err)
+	}
+	if len(comps) == 0 {
+		return fmt.Errorf("%w %q is the root directory", ErrLinkTarget, target)
+	}
+	hops := 0
+	tdir, err := m.walkDir(0, comps[:len(comps)-1], false, 0, &hops)
+	if err != nil {
+		return fmt.Errorf("%w %q: %w", ErrLinkTarget, target, err)
+	}
+	var t int32 = none
+	if tdir != none {
+		t = m.child(tdir, comps[len(comps)-1])
+	}
+	switch {
+	case t == none:
+		return fmt.Errorf("%w %q does not exist", ErrLinkTarget, target)
+	case m.typeOf(t) == index.Dir:
+		return fmt.Errorf("%w %q is a directory", ErrLinkTarget, target)
+	case old == t:
+		return nil // a name linked to itself
+	}
+	ino := m.nodes[t].ino
+	if old != none {
+		m.remove(old)
+	}
+	_, err = m.addNode(dir, base, ino)
+	return err
+}
