@@ -1,0 +1,276 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// layoutBuilder assembles an image layout in memory, then writes it as a
+// directory or as a tar archive.
+type layoutBuilder struct {
+	t        testing.TB
+	files    map[string][]byte
+	symlinks map[string]string
+	index    []v1.Descriptor // index.json entries
+	docker   []dockerEntry   // manifest.json entries
+}
+
+func newLayout(t testing.TB) *layoutBuilder {
+	return &layoutBuilder{t: t, files: map[string][]byte{}, symlinks: map[string]string{}}
+}
+
+func (b *layoutBuilder) file(name string, data []byte) { b.files[name] = data }
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// blob stores data under its sha256 and returns its descriptor.
+func (b *layoutBuilder) blob(mediaType string, data []byte) v1.Descriptor {
+	d := digest.FromBytes(data)
+	b.files[blobName(d)] = data
+	return v1.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(data))}
+}
+
+// imageSpec describes an image for layoutBuilder.image.
+type imageSpec struct {
+	platform string   // os/arch[/variant] written into the config; "" = linux/amd64
+	layers   [][]byte // layer blobs as stored
+	diffIDs  []digest.Digest
+	docker   bool // docker media types instead of OCI
+}
+
+// image stores config, layers and manifest blobs and returns the manifest
+// descriptor (with the platform set) and the config descriptor.
+func (b *layoutBuilder) image(spec imageSpec) (manifest, config v1.Descriptor) {
+	b.t.Helper()
+	p := spec.platform
+	if p == "" {
+		p = "linux/amd64"
+	}
+	parts := strings.Split(p, "/")
+	plat := &v1.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) > 2 {
+		plat.Variant = parts[2]
+	}
+	cfg := v1.Image{Platform: *plat}
+	cfg.RootFS.Type = "layers"
+	cfg.RootFS.DiffIDs = spec.diffIDs
+	if cfg.RootFS.DiffIDs == nil {
+		for _, l := range spec.layers {
+			cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diffIDOf(l))
+		}
+	}
+	cfgType, manType, layerType := v1.MediaTypeImageConfig, v1.MediaTypeImageManifest, v1.MediaTypeImageLayerGzip
+	if spec.docker {
+		cfgType, manType = mediaTypeDockerConfig, mediaTypeDockerManifest
+		layerType = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	}
+	config = b.blob(cfgType, mustJSON(b.t, cfg))
+	m := v1.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: manType, Config: config}
+	for _, l := range spec.layers {
+		lt := layerType
+		if !isGzip(l) {
+			lt = strings.TrimSuffix(lt, ".gzip")
+			lt = strings.TrimSuffix(lt, "+gzip")
+		}
+		m.Layers = append(m.Layers, b.blob(lt, l))
+	}
+	manifest = b.blob(manType, mustJSON(b.t, m))
+	manifest.Platform = plat
+	return manifest, config
+}
+
+// indexBlob stores an image index of entries and returns its descriptor.
+func (b *layoutBuilder) indexBlob(docker bool, entries ...v1.Descriptor) v1.Descriptor {
+	mt := v1.MediaTypeImageIndex
+	if docker {
+		mt = mediaTypeDockerManifestList
+	}
+	idx := v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: mt, Manifests: entries}
+	return b.blob(mt, mustJSON(b.t, idx))
+}
+
+// top adds an index.json entry, naming it ref (if not "").
+func (b *layoutBuilder) top(d v1.Descriptor, ref string) {
+	if ref != "" {
+		d.Annotations = map[string]string{v1.AnnotationRefName: ref}
+	}
+	b.index = append(b.index, d)
+}
+
+// oci writes oci-layout and index.json from the entries added with top.
+func (b *layoutBuilder) oci() *layoutBuilder {
+	b.file(v1.ImageLayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`))
+	idx := v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex, Manifests: b.index}
+	if idx.Manifests == nil {
+		idx.Manifests = []v1.Descriptor{}
+	}
+	b.file(v1.ImageIndexFile, mustJSON(b.t, idx))
+	return b
+}
+
+// legacy adds a docker save (pre-25) image: "<hex>.json" config and
+// "<n>/layer.tar" layers. It returns the manifest.json entry.
+func (b *layoutBuilder) legacy(tags []string, layers ...[]byte) dockerEntry {
+	b.t.Helper()
+	cfg := v1.Image{Platform: v1.Platform{OS: "linux", Architecture: "amd64"}}
+	cfg.RootFS.Type = "layers"
+	e := dockerEntry{RepoTags: tags}
+	for _, l := range layers {
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diffIDOf(l))
+		id := digest.FromBytes(append([]byte("layer id "), l...)).Encoded()
+		name := id + "/layer.tar"
+		b.files[name] = l
+		b.files[id+"/VERSION"] = []byte("1.0")
+		e.Layers = append(e.Layers, name)
+	}
+	raw := mustJSON(b.t, cfg)
+	e.Config = digest.FromBytes(raw).Encoded() + ".json"
+	b.files[e.Config] = raw
+	b.docker = append(b.docker, e)
+	return e
+}
+
+// manifestJSON writes manifest.json from the entries added with legacy (and
+// any appended to b.docker by hand).
+func (b *layoutBuilder) manifestJSON() *layoutBuilder {
+	b.file(dockerManifestFile, mustJSON(b.t, b.docker))
+	return b
+}
+
+// dir writes the layout into a new directory and returns its path.
+func (b *layoutBuilder) dir() string {
+	b.t.Helper()
+	dir := b.t.TempDir()
+	for name, data := range b.files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	for name, target := range b.symlinks {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// tarBytes packs the layout as docker save would: directories, then files
+// and symlinks in name order.
+func (b *layoutBuilder) tarBytes() []byte {
+	b.t.Helper()
+	var names []string
+	dirs := map[string]bool{}
+	for name := range b.files {
+		names = append(names, name)
+	}
+	for name := range b.symlinks {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range names {
+		for d := filepath.Dir(name); d != "." && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+			must(b.t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}))
+		}
+		if target, ok := b.symlinks[name]; ok {
+			must(b.t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}))
+			continue
+		}
+		data := b.files[name]
+		must(b.t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: 0o644}))
+		_, err := tw.Write(data)
+		must(b.t, err)
+	}
+	must(b.t, tw.Close())
+	return buf.Bytes()
+}
+
+// tar writes the layout as a tar archive and returns its path.
+func (b *layoutBuilder) tar() string {
+	b.t.Helper()
+	p := filepath.Join(b.t.TempDir(), "image.tar")
+	must(b.t, os.WriteFile(p, b.tarBytes(), 0o644))
+	return p
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// layerTar returns an uncompressed layer holding the given files.
+func layerTar(t testing.TB, files ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		must(t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f, Size: int64(len(f)), Mode: 0o644}))
+		_, err := tw.Write([]byte(f))
+		must(t, err)
+	}
+	must(t, tw.Close())
+	return buf.Bytes()
+}
+
+func gzipped(t testing.TB, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write(data)
+	must(t, err)
+	must(t, zw.Close())
+	return buf.Bytes()
+}
+
+func gunzip(data []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
+}
+
+func isGzip(data []byte) bool { return bytes.HasPrefix(data, []byte{0x1f, 0x8b}) }
+
+// diffIDOf is the digest of a layer's uncompressed form.
+func diffIDOf(layer []byte) digest.Digest {
+	if !isGzip(layer) {
+		return digest.FromBytes(layer)
+	}
+	data, err := gunzip(layer)
+	if err != nil {
+		panic(err)
+	}
+	return digest.FromBytes(data)
+}
