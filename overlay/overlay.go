@@ -178,6 +178,9 @@ func (m *Merger) walkDir(dir int32, comps []string, create bool, mtime int64, ho
 			if !create {
 				return none, nil
 			}
+			if strings.HasPrefix(c, WhiteoutPrefix) {
+				return none, fmt.Errorf("%w: %q would become a directory", ErrBadWhiteout, c)
+			}
 			ino := m.addInode(index.Inode{Type: index.Dir, Mode: 0o755, Mtime: mtime, Layer: index.NoLayer})
 			var err error
 			if next, err = m.addNode(cur, c, ino); err != nil {

@@ -25,9 +25,9 @@ var (
 	opaque   = imagetest.Opaque
 )
 
-func mode(m int64) func(*F)      { return func(f *F) { f.Mode = m } }
-func owner(u, g int) func(*F)    { return func(f *F) { f.UID, f.GID = u, g } }
-func typ(t byte) func(*F)        { return func(f *F) { f.Type = t } }
+func mode(m int64) func(*F)       { return func(f *F) { f.Mode = m } }
+func owner(u, g int) func(*F)     { return func(f *F) { f.UID, f.GID = u, g } }
+func typ(t byte) func(*F)         { return func(f *F) { f.Type = t } }
 func dev(maj, min int64) func(*F) { return func(f *F) { f.Devmajor, f.Devminor = maj, min } }
 
 // merge applies layers (each a list of entries) and returns the index and the raw layers.

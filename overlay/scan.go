@@ -61,7 +61,7 @@ func ReadChanges(r io.Reader, opts ScanOptions) ([]Change, error) {
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = DefaultMaxEntries
 	}
-	cr := &countingReader{r: bufio.NewReaderSize(r, 256<<10)}
+	cr := &countingReader{r: bufio.NewReaderSize(r, 64<<10)}
 	tr := tar.NewReader(cr)
 	var out []Change
 	for {
