@@ -358,3 +358,14 @@ func (ix *Index) Bytes() int64 {
 	}
 	return n
 }
+
+// ContentSize is the total size of the regular files' content, each inode counted once.
+func (ix *Index) ContentSize() int64 {
+	var n int64
+	for i := range ix.inodes {
+		if ix.inodes[i].typ == Reg {
+			n += ix.inodes[i].size
+		}
+	}
+	return n
+}
