@@ -9,7 +9,7 @@
 //	img, err := ocirender.Open(ctx, "debian.tar", ocirender.Options{Ref: "bookworm", Content: true})
 //	if err != nil { ... }
 //	defer img.Close()
-//	err = export.Tar(ctx, os.Stdout, img.Index, img.Layers(), export.TarOptions{})
+//	err = export.Tar(ctx, os.Stdout, img.Index, img.Content(), export.TarOptions{})
 //
 // The packages below do the work: image (layouts and blobs), layer (decompression), overlay
 // (the merge rules), index (the merged tree) and export (the sinks).
@@ -38,7 +38,7 @@ type Options struct {
 	Ref      string // manifest by ref name annotation or docker RepoTag
 	Platform string // os/arch[/variant]; "" = the host's
 
-	// Content keeps every layer's uncompressed stream readable after the scan (Image.Layers),
+	// Content keeps every layer's uncompressed stream readable after the scan (Image.Content),
 	// as exports need: uncompressed blobs are read in place, compressed ones are spooled to an
 	// anonymous temporary file in TempDir while they are scanned, so each layer is
 	// decompressed exactly once.
@@ -62,8 +62,9 @@ type Image struct {
 	spools []*layer.Spool
 }
 
-// Layers returns the content readers of the layers, for export (nil without Options.Content).
-func (im *Image) Layers() export.Layers { return im.layers }
+// Content returns readers of the layers' uncompressed streams, for export (nil without
+// Options.Content).
+func (im *Image) Content() export.Layers { return im.layers }
 
 // Close releases the layer spools and the image files.
 func (im *Image) Close() error {

@@ -30,7 +30,7 @@ var (
 func tarListing(t *testing.T, img *ocirender.Image) string {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := export.Tar(context.Background(), &buf, img.Index, img.Layers(), export.TarOptions{}); err != nil {
+	if err := export.Tar(context.Background(), &buf, img.Index, img.Content(), export.TarOptions{}); err != nil {
 		t.Fatalf("export.Tar: %v", err)
 	}
 	tr := tar.NewReader(&buf)

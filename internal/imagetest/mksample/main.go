@@ -53,6 +53,7 @@ func write(dir string) error {
 	)
 	top := imagetest.Layer(
 		reg("etc/hostname", "sample\n"),
+		hard("usr/bin/pong", "usr/bin/ping"),
 		imagetest.File{Name: "run/fifo", Type: tar.TypeFifo, Mode: 0o600},
 		reg("name with spaces and ünïcödé", "odd names are fine\n"),
 	)

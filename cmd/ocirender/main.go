@@ -1,0 +1,127 @@
+// Command ocirender turns OCI images into tar streams and directories, and inspects files of
+// the merged image without extracting anything.
+//
+//	ocirender export --format tar|dir -o OUT [--ref NAME] [--platform P] IMAGE
+//	ocirender ls [-l] [-R] IMAGE [PATH]
+//	ocirender stat IMAGE PATH
+//
+// Exit status: 0 success, 1 failure, 2 usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(report(err, os.Stderr))
+}
+
+// report prints err as one line and returns the exit status for it.
+func report(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "ocirender: %s\n", oneLine(err.Error()))
+	var u usageError
+	if errors.As(err, &u) {
+		fmt.Fprintln(stderr, "Run 'ocirender help' for usage.")
+		return 2
+	}
+	return 1
+}
+
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s)
+}
+
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// runFunc runs a verb with its positional arguments.
+type runFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+type verb struct {
+	name, args, short string
+	// setup registers the verb's flags and returns the function that runs it with them.
+	setup func(fs *pflag.FlagSet) runFunc
+}
+
+var verbs []*verb
+
+func init() {
+	verbs = []*verb{exportVerb, lsVerb, statVerb, versionVerb}
+}
+
+const usageHead = `ocirender turns OCI container images into tar streams and directories, and
+inspects the merged image without extracting it.
+
+IMAGE is an OCI image layout or a 'docker save' directory, or either as a .tar archive.
+
+Usage:
+`
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, usageHead)
+	for _, v := range verbs {
+		fmt.Fprintf(w, "  ocirender %-8s %s\n      %s\n", v.name, v.args, v.short)
+	}
+	fmt.Fprint(w, "\nRun 'ocirender VERB --help' for the flags of a verb.\n")
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		usage(stderr)
+		return usageError{errors.New("no verb given")}
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "--help":
+		if len(args) > 1 {
+			return run(ctx, []string{args[1], "--help"}, stdout, stderr)
+		}
+		usage(stdout)
+		return nil
+	}
+	for _, v := range verbs {
+		if v.name != name {
+			continue
+		}
+		fs := pflag.NewFlagSet(v.name, pflag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		fs.SortFlags = false
+		runVerb := v.setup(fs)
+		fs.Usage = func() {}
+		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, pflag.ErrHelp) {
+				fmt.Fprintf(stdout, "Usage: ocirender %s %s\n\n%s\n\nFlags:\n%s", v.name, v.args, v.short, fs.FlagUsages())
+				return err
+			}
+			return usageError{fmt.Errorf("%s: %w", v.name, err)}
+		}
+		return runVerb(ctx, fs.Args(), stdout, stderr)
+	}
+	return usagef("unknown verb %q", name)
+}
+
+var versionVerb = &verb{
+	name: "version", short: "print the version",
+	setup: func(*pflag.FlagSet) runFunc {
+		return func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+			fmt.Fprintln(stdout, "ocirender", version())
+			return nil
+		}
+	},
+}

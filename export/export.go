@@ -1,0 +1,84 @@
+// Package export writes the merged tree of an index out as a tar stream or a directory (and,
+// in its squashfs subpackage, a squashfs image). Every sink is driven by the index alone and
+// reads file content through the layer readers it is handed, so all outputs of one image agree.
+//
+// Outputs that are files or directories are written under a temporary name next to the
+// destination and renamed into place at the end: a failed or interrupted export leaves nothing
+// behind. Export knows nothing of FUSE, image layouts or decompression.
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/ocirender/ocirender/index"
+)
+
+// Layers gives the content of an image's layers: Layers[i] reads layer i's uncompressed tar
+// stream at the offsets the index's content locators name. Readers must be safe for
+// concurrent use (as *os.File's ReadAt is).
+type Layers []io.ReaderAt
+
+// FileSpan is implemented by layer content that sits in a file at a fixed offset; sinks use it
+// to copy inside the kernel (copy_file_range) instead of through user space.
+type FileSpan interface {
+	FileSpan() (f *os.File, base int64)
+}
+
+// content returns a reader of regular file e's data.
+func (ls Layers) content(e *index.Entry) (*io.SectionReader, error) {
+	if e.Size == 0 {
+		return io.NewSectionReader(eofReader{}, 0, 0), nil
+	}
+	if e.Layer < 0 || e.Layer >= len(ls) || ls[e.Layer] == nil {
+		return nil, fmt.Errorf("export: no content for layer %d", e.Layer)
+	}
+	return io.NewSectionReader(ls[e.Layer], e.Offset, e.Size), nil
+}
+
+type eofReader struct{}
+
+func (eofReader) ReadAt([]byte, int64) (int, error) { return 0, io.EOF }
+
+// ErrExists is returned when the destination of an export already exists.
+var ErrExists = errors.New("export: destination exists")
+
+// WriteFileAtomic creates path through a temporary file in the same directory, calls write,
+// syncs and renames it into place. On any error, or if ctx is cancelled, the temporary file is
+// removed and path is left untouched.
+func WriteFileAtomic(ctx context.Context, path string, write func(w io.Writer) error) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = write(f); err != nil {
+		return err
+	}
+	if err = ctx.Err(); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return nil
+}
