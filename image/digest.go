@@ -148,7 +148,7 @@ func (v *verifyReader) finish() error {
 
 func (v *verifyReader) Close() error {
 	if v.err == nil {
-		v.err = fmt.Errorf("image: %s: %s: %w", v.path, v.what, os.ErrClosed)
+		v.err = &lineError{fmt.Errorf("image: %s: %s: %w", v.path, v.what, os.ErrClosed)}
 	}
 	return nil
 }

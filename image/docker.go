@@ -60,6 +60,8 @@ func (o *opener) dockerChoices() ([]*choice, error) {
 		c := &choice{key: dockerEntryKey(e), names: appendNew(nil, e.RepoTags...), entry: e}
 		if d, ok := dockerConfigDigest(e.Config); ok {
 			c.aliases = []string{string(d)}
+		} else {
+			c.aliases = []string{fmt.Sprintf("%s#%d", dockerManifestFile, i)}
 		}
 		cs[i] = c
 	}

@@ -3,6 +3,9 @@ package image
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -57,10 +60,35 @@ type DigestError struct {
 
 func (e *DigestError) Error() string {
 	if e.WantSize != e.GotSize {
-		return fmt.Sprintf("image: %s: %s: size mismatch: %d bytes, want %d", e.Path, e.Object, e.GotSize, e.WantSize)
+		return oneLine(fmt.Sprintf("image: %s: %s: size mismatch: %d bytes, want %d", e.Path, e.Object, e.GotSize, e.WantSize))
 	}
-	return fmt.Sprintf("image: %s: %s: digest mismatch: got %s, want %s", e.Path, e.Object, e.Got, e.Want)
+	return oneLine(fmt.Sprintf("image: %s: %s: digest mismatch: got %s, want %s", e.Path, e.Object, e.Got, e.Want))
 }
 
 // Is reports whether target is ErrDigest.
 func (e *DigestError) Is(target error) bool { return target == ErrDigest }
+
+// lineError is how errors leave the package: the text of err, kept to one
+// line whatever names from the input it quotes.
+type lineError struct{ err error }
+
+func (e *lineError) Error() string { return oneLine(e.err.Error()) }
+func (e *lineError) Unwrap() error { return e.err }
+
+// oneLine escapes control characters (a name in a hostile manifest may hold
+// a newline) so that an error message stays one line.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -274,3 +274,77 @@ func diffIDOf(layer []byte) digest.Digest {
 	}
 	return digest.FromBytes(data)
 }
+
+// simple is a layout with one OCI image of two layers, named "v1".
+func simple(t testing.TB) (*layoutBuilder, v1.Descriptor) {
+	b := newLayout(t)
+	m, _ := b.image(imageSpec{layers: [][]byte{layerTar(t, "a"), gzipped(t, layerTar(t, "b"))}})
+	b.top(m, "v1")
+	b.oci()
+	return b, m
+}
+
+// twoImages is a layout with OCI images "a" and "b".
+func twoImages(t testing.TB) (*layoutBuilder, v1.Descriptor, v1.Descriptor) {
+	b := newLayout(t)
+	ma, _ := b.image(imageSpec{layers: [][]byte{layerTar(t, "a")}})
+	mb, _ := b.image(imageSpec{layers: [][]byte{layerTar(t, "b")}})
+	b.top(ma, "a")
+	b.top(mb, "b")
+	b.oci()
+	return b, ma, mb
+}
+
+// multiPlatform is an outer docker manifest list holding an OCI index of an
+// amd64 image, an arm64/v8 image and an attestation, named "multi".
+func multiPlatform(t testing.TB) *layoutBuilder {
+	b := newLayout(t)
+	mA, _ := b.image(imageSpec{platform: "linux/amd64", layers: [][]byte{layerTar(t, "amd64")}})
+	mB, _ := b.image(imageSpec{platform: "linux/arm64/v8", layers: [][]byte{gzipped(t, layerTar(t, "arm64"))}})
+	att, _ := b.image(imageSpec{layers: [][]byte{layerTar(t, "sbom")}})
+	att.Platform = &v1.Platform{OS: "unknown", Architecture: "unknown"}
+	att.Annotations = map[string]string{"vnd.docker.reference.type": "attestation-manifest"}
+	inner := b.indexBlob(false, att, mA, mB)
+	outer := b.indexBlob(true, inner)
+	b.top(outer, "multi")
+	b.oci()
+	return b
+}
+
+// docker25 is what docker 25+ saves: index.json with containerd and ref
+// annotations, and a manifest.json naming blobs. It holds busybox:latest
+// (annotated in the index) and alpine:3 (named only by manifest.json).
+func docker25(t testing.TB) *layoutBuilder {
+	b := newLayout(t)
+	add := func(tag string, annotate bool, layers ...[]byte) {
+		m, cfg := b.image(imageSpec{layers: layers})
+		m.Platform = nil
+		if annotate {
+			m.Annotations = map[string]string{
+				annotationContainerdName: "docker.io/library/" + tag,
+				v1.AnnotationRefName:     tag[strings.LastIndexByte(tag, ':')+1:],
+			}
+		}
+		b.index = append(b.index, m)
+		e := dockerEntry{Config: blobName(cfg.Digest), RepoTags: []string{tag}}
+		var man v1.Manifest
+		must(t, json.Unmarshal(b.files[blobName(m.Digest)], &man))
+		for _, l := range man.Layers {
+			e.Layers = append(e.Layers, blobName(l.Digest))
+		}
+		b.docker = append(b.docker, e)
+	}
+	add("busybox:latest", true, layerTar(t, "busybox"))
+	add("alpine:3", false, layerTar(t, "alpine"), layerTar(t, "alpine2"))
+	b.oci().manifestJSON()
+	b.file("repositories", []byte(`{}`))
+	return b
+}
+
+// layerBlobName returns the blob name of layer i of manifest m in b.
+func layerBlobName(t testing.TB, b *layoutBuilder, m v1.Descriptor, i int) string {
+	t.Helper()
+	var man v1.Manifest
+	must(t, json.Unmarshal(b.files[blobName(m.Digest)], &man))
+	return blobName(man.Layers[i].Digest)
+}

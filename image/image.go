@@ -67,7 +67,7 @@ type Image struct {
 func Open(path string, opts Options) (*Image, error) {
 	want, err := parsePlatform(opts.Platform)
 	if err != nil {
-		return nil, fmt.Errorf("image: %s: %w", path, err)
+		return nil, &lineError{fmt.Errorf("image: %s: %w", path, err)}
 	}
 	o := &opener{path: path, want: want, explicit: opts.Platform != ""}
 	im, err := o.open(opts.Ref)
@@ -84,9 +84,9 @@ func (o *opener) fail(err error) error {
 		return de
 	}
 	if ke, ok := err.(*kindError); ok && ke.whole {
-		return err
+		return &lineError{err}
 	}
-	return fmt.Errorf("image: %s: %w", o.path, err)
+	return &lineError{fmt.Errorf("image: %s: %w", o.path, err)}
 }
 
 // openStore opens the directory or archive at o.path.
@@ -227,7 +227,7 @@ func (im *Image) layerWhat(i int) string {
 // the content: OpenLayer verifies the digest.
 func (im *Image) LayerBlob(i int) (*Blob, error) {
 	if i < 0 || i >= len(im.Layers) {
-		return nil, fmt.Errorf("image: %s: %w", im.Path, errorf(ErrNotFound, "layer %d: the image has %d layers", i, len(im.Layers)))
+		return nil, &lineError{fmt.Errorf("image: %s: %w", im.Path, errorf(ErrNotFound, "layer %d: the image has %d layers", i, len(im.Layers)))}
 	}
 	l := im.Layers[i]
 	m, err := im.st.open(im.members[i])
@@ -235,7 +235,7 @@ func (im *Image) LayerBlob(i int) (*Blob, error) {
 		if errors.Is(err, ErrNotFound) && im.urls[i] {
 			err = fmt.Errorf("%w (a foreign layer: its descriptor has URLs, the layout lacks the blob)", err)
 		}
-		return nil, fmt.Errorf("image: %s: layer %d: %w", im.Path, i, err)
+		return nil, &lineError{fmt.Errorf("image: %s: layer %d: %w", im.Path, i, err)}
 	}
 	if m.size != l.Size {
 		return nil, &DigestError{Path: im.Path, Object: im.layerWhat(i), Want: l.Digest, WantSize: l.Size, GotSize: m.size}

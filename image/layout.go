@@ -12,9 +12,9 @@ import (
 
 // Bounds on the JSON side of a layout.
 const (
-	maxJSONSize   = 4 << 20 // index.json, manifest.json, manifests, indexes, configs
-	maxIndexDepth = 8       // image indexes nested in image indexes
-	maxBlobReads  = 256     // JSON blobs read while resolving one Open
+	maxJSONSize   = 4 << 20  // index.json, manifest.json, manifests, indexes, configs
+	maxJSONTotal  = 64 << 20 // all the distinct JSON blobs one Open reads
+	maxIndexDepth = 8        // image indexes nested in image indexes
 )
 
 // Media types of the documents this package resolves.
@@ -62,7 +62,9 @@ type opener struct {
 	st       store
 	want     platform
 	explicit bool // the platform was asked for, not the host default
-	reads    int
+
+	blobs     map[digest.Digest][]byte // JSON blobs read so far, verified
+	blobBytes int64                    // their total size, bounded by maxJSONTotal
 }
 
 // readMemberJSON reads a named file of the layout (not a blob).
@@ -87,8 +89,14 @@ func (o *opener) readBlob(d v1.Descriptor, what string) ([]byte, error) {
 	if d.Size < 0 || d.Size > maxJSONSize {
 		return nil, errorf(ErrInvalid, "%s %s: size %d out of range (at most %d)", what, dg, d.Size, maxJSONSize)
 	}
-	if o.reads++; o.reads > maxBlobReads {
-		return nil, errorf(ErrInvalid, "%s %s: more than %d documents to read", what, dg, maxBlobReads)
+	if raw, ok := o.blobs[dg]; ok {
+		if int64(len(raw)) != d.Size {
+			return nil, &DigestError{Path: o.path, Object: what + " " + string(dg), Want: dg, WantSize: d.Size, GotSize: int64(len(raw))}
+		}
+		return raw, nil
+	}
+	if o.blobBytes += d.Size; o.blobBytes > maxJSONTotal {
+		return nil, errorf(ErrInvalid, "%s %s: more than %d bytes of manifests, indexes and configs", what, dg, maxJSONTotal)
 	}
 	object := what + " " + string(dg)
 	var raw []byte
@@ -112,6 +120,10 @@ func (o *opener) readBlob(d v1.Descriptor, what string) ([]byte, error) {
 	if got := digestOf(dg, raw); got != dg {
 		return nil, &DigestError{Path: o.path, Object: object, Want: dg, Got: got, WantSize: d.Size, GotSize: d.Size}
 	}
+	if o.blobs == nil {
+		o.blobs = make(map[digest.Digest][]byte)
+	}
+	o.blobs[dg] = raw
 	return raw, nil
 }
 
@@ -179,9 +191,11 @@ func topNames(d *v1.Descriptor) []string {
 }
 
 func (o *opener) resolveTop(top v1.Descriptor, i int, tags map[digest.Digest][]string) *choice {
-	c := &choice{key: fmt.Sprintf("%s#%d", top.Digest, i), names: topNames(&top)}
+	pos := fmt.Sprintf("%s#%d", v1.ImageIndexFile, i)
+	c := &choice{key: pos, names: topNames(&top)}
 	what := fmt.Sprintf("%s entry %d", v1.ImageIndexFile, i)
 	if _, err := parseDigest(string(top.Digest)); err != nil {
+		c.aliases = []string{pos}
 		c.err = fmt.Errorf("%s: %w", what, err)
 		return c
 	}

@@ -164,9 +164,15 @@ func pickByRef(groups []*choice, ref string) (*choice, string, error) {
 
 // listed joins names for a one-line message, eliding past a couple dozen.
 func listed(names []string) string {
-	const max = 24
+	const max, maxLen = 24, 120
 	if len(names) == 0 {
 		return "(none)"
+	}
+	names = slices.Clone(names)
+	for i, n := range names {
+		if len(n) > maxLen {
+			names[i] = n[:maxLen] + "..."
+		}
 	}
 	if len(names) > max {
 		return strings.Join(names[:max], ", ") + fmt.Sprintf(" and %d more", len(names)-max)
