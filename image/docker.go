@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -57,7 +58,7 @@ func (o *opener) dockerChoices() ([]*choice, error) {
 	cs := make([]*choice, len(entries))
 	for i := range entries {
 		e := &entries[i]
-		c := &choice{key: dockerEntryKey(e), names: appendNew(nil, e.RepoTags...), entry: e}
+		c := &choice{key: dockerEntryKey(e), names: dedupe(slices.Clone(e.RepoTags)), entry: e}
 		if d, ok := dockerConfigDigest(e.Config); ok {
 			c.aliases = []string{string(d)}
 		} else {

@@ -6,8 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"slices"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -291,35 +289,24 @@ func (o *opener) list() ([]string, error) {
 		return nil, err
 	}
 	var refs []string
+	listedConfigs := make(map[digest.Digest]bool)
 	for _, c := range groupChoices(cs) {
-		refs = appendNew(refs, distinctNames(c)...)
+		refs = append(refs, distinctNames(c, listedConfigs)...)
 	}
 	if oci {
 		// RepoTags of images the index did not resolve for this host.
+		norms := make(map[string]bool, len(refs))
+		for _, r := range refs {
+			norms[normalizeRef(r)] = true
+		}
 		for _, e := range o.dockerEntries() {
 			for _, t := range e.RepoTags {
-				if !slices.ContainsFunc(refs, func(r string) bool { return normalizeRef(r) == normalizeRef(t) }) {
+				if n := normalizeRef(t); !norms[n] {
+					norms[n] = true
 					refs = append(refs, t)
 				}
 			}
 		}
 	}
-	return refs, nil
-}
-
-// distinctNames returns a choice's names without those that repeat an
-// earlier one: the same reference spelt longer, or a bare tag of it.
-func distinctNames(c *choice) []string {
-	if len(c.names) == 0 {
-		return []string{c.label()}
-	}
-	var out []string
-	for _, n := range c.names {
-		if !slices.ContainsFunc(out, func(prev string) bool {
-			return normalizeRef(prev) == normalizeRef(n) || !strings.ContainsAny(n, ":/@") && tagOf(prev) == n
-		}) {
-			out = append(out, n)
-		}
-	}
-	return out
+	return dedupe(refs), nil
 }

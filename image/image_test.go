@@ -188,3 +188,43 @@ func TestOpenLayerStickyError(t *testing.T) {
 		t.Errorf("Read after failure = %d, %v, want 0, %v", n, err2, err)
 	}
 }
+
+// TestHostileNames: names from the input never break an error onto two
+// lines.
+func TestHostileNames(t *testing.T) {
+	b := newLayout(t)
+	b.legacy([]string{"evil\nimage:1"}, layerTar(t, "a"))
+	b.legacy([]string{"other:1"}, layerTar(t, "b"))
+	b.manifestJSON()
+	for _, path := range []string{b.dir(), b.tar()} {
+		_, err := Open(path, Options{})
+		if !errors.Is(err, ErrAmbiguous) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), `evil\nimage:1`) {
+			t.Errorf("Open(%s) = %q, want one line with the name escaped", path, err)
+		}
+	}
+}
+
+// TestWideIndex: thousands of index.json entries naming one manifest are
+// one image, and the manifest is read once.
+func TestWideIndex(t *testing.T) {
+	b := newLayout(t)
+	m, _ := b.image(imageSpec{layers: [][]byte{layerTar(t, "a")}})
+	for i := range 5000 {
+		b.top(m, fmt.Sprint("tag", i))
+	}
+	b.oci()
+	path := b.dir()
+	im, err := Open(path, Options{Ref: "tag4999"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if im.Ref != "tag4999" || im.ID != string(m.Digest) {
+		t.Errorf("Open(%s, tag4999) = Ref %q ID %s, want tag4999, %s", path, im.Ref, im.ID, m.Digest)
+	}
+	im2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open(%s) without ref = %v, want the one image", path, err)
+	}
+	im2.Close()
+}

@@ -187,7 +187,7 @@ func (o *opener) layoutChoices() ([]*choice, error) {
 
 // topNames returns the names an index.json entry carries, preferred first.
 func topNames(d *v1.Descriptor) []string {
-	return appendNew(nil, d.Annotations[annotationContainerdName], d.Annotations[v1.AnnotationRefName])
+	return dedupe([]string{d.Annotations[annotationContainerdName], d.Annotations[v1.AnnotationRefName]})
 }
 
 func (o *opener) resolveTop(top v1.Descriptor, i int, tags map[digest.Digest][]string) *choice {
@@ -216,8 +216,9 @@ func (o *opener) resolveTop(top v1.Descriptor, i int, tags map[digest.Digest][]s
 	default:
 		c.manifest = r
 		c.key = string(r.desc.Digest)
-		c.aliases = appendNew(c.aliases, string(r.desc.Digest))
-		c.names = appendNew(slices.Clone(tags[r.man.Config.Digest]), c.names...)
+		c.aliases = dedupe(append(c.aliases, string(r.desc.Digest)))
+		c.config = r.man.Config.Digest
+		c.tags = tags[c.config]
 	}
 	return c
 }
@@ -311,7 +312,7 @@ func (o *opener) resolve(d v1.Descriptor, what string, depth int) (*resolved, st
 		if e.Platform != nil {
 			have := platformOf(e.Platform)
 			if rank = o.want.rank(have); rank == 0 {
-				seen = appendNew(seen, have.String())
+				seen = append(seen, have.String())
 				continue
 			}
 		}
@@ -332,9 +333,9 @@ func (o *opener) resolve(d v1.Descriptor, what string, depth int) (*resolved, st
 	if len(seen) == 0 && len(misses) == 0 {
 		return nil, "has no images", nil
 	}
-	miss := "has " + strings.Join(seen, ", ")
+	miss := "has " + listed(dedupe(seen))
 	if len(seen) == 0 {
-		miss = strings.Join(misses, "; ")
+		miss = listedSep(misses, "; ")
 	}
 	return nil, miss, nil
 }
@@ -359,8 +360,11 @@ func (o *opener) dockerTags() map[digest.Digest][]string {
 	tags := make(map[digest.Digest][]string)
 	for _, e := range o.dockerEntries() {
 		if d, ok := dockerConfigDigest(e.Config); ok {
-			tags[d] = appendNew(tags[d], e.RepoTags...)
+			tags[d] = append(tags[d], e.RepoTags...)
 		}
+	}
+	for d, t := range tags {
+		tags[d] = dedupe(t)
 	}
 	return tags
 }

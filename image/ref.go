@@ -4,25 +4,45 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // A choice is one image a layout offers: a top-level index.json entry
 // resolved for the wanted platform, or one manifest.json entry.
+//
+// Docker RepoTags that name an index.json entry through its config are kept
+// apart from its own names: tags is shared by every choice with that
+// config and is never copied, so a hostile layout with many entries and
+// many tags costs their sum, not their product.
 type choice struct {
-	key     string   // identity: choices with the same key are the same image
-	names   []string // references naming it, the preferred one first
-	aliases []string // digests that select it with Options.Ref but are not names
-	miss    string   // set when it has nothing for the wanted platform: what it has
-	err     error    // set when resolving it failed; reported only if it is picked
+	key     string        // identity: choices with the same key are the same image
+	names   []string      // its own references (annotations, or RepoTags of a manifest.json entry)
+	config  digest.Digest // config digest, when tags apply
+	tags    []string      // shared, read-only: RepoTags of config; they name it before names do
+	aliases []string      // digests that select it with Options.Ref but are not names
+	miss    string        // set when it has nothing for the wanted platform: what it has
+	err     error         // set when resolving it failed; reported only if it is picked
 
 	manifest *resolved    // OCI layouts
 	entry    *dockerEntry // docker save manifest.json
 }
 
-// label is how a choice is shown in lists: its first name, else its digest.
-func (c *choice) label() string {
+// firstName is the preferred name of a choice, or "".
+func (c *choice) firstName() string {
+	if len(c.tags) > 0 {
+		return c.tags[0]
+	}
 	if len(c.names) > 0 {
 		return c.names[0]
+	}
+	return ""
+}
+
+// label is how a choice is shown in lists: its first name, else its digest.
+func (c *choice) label() string {
+	if n := c.firstName(); n != "" {
+		return n
 	}
 	if len(c.aliases) > 0 {
 		return c.aliases[0]
@@ -37,30 +57,31 @@ func groupChoices(cs []*choice) []*choice {
 	for _, c := range cs {
 		g, ok := byKey[c.key]
 		if !ok {
-			g = &choice{key: c.key, miss: c.miss, err: c.err, manifest: c.manifest, entry: c.entry}
+			g = &choice{key: c.key, config: c.config, tags: c.tags, miss: c.miss, err: c.err, manifest: c.manifest, entry: c.entry}
 			byKey[c.key] = g
 			out = append(out, g)
 		}
-		g.names = appendNew(g.names, c.names...)
-		g.aliases = appendNew(g.aliases, c.aliases...)
+		g.names = append(g.names, c.names...)
+		g.aliases = append(g.aliases, c.aliases...)
+	}
+	for _, g := range out {
+		g.names = dedupe(g.names)
+		g.aliases = dedupe(g.aliases)
 	}
 	return out
 }
 
-func appendNew(list []string, add ...string) []string {
-outer:
-	for _, a := range add {
-		if a == "" {
-			continue
+// dedupe drops empty and repeated strings, keeping first-seen order.
+func dedupe(list []string) []string {
+	seen := make(map[string]bool, len(list))
+	out := list[:0:0]
+	for _, s := range list {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
 		}
-		for _, have := range list {
-			if have == a {
-				continue outer
-			}
-		}
-		list = append(list, a)
 	}
-	return list
+	return out
 }
 
 // pick chooses the image the options ask for and the name that chose it.
@@ -81,8 +102,8 @@ func pick(path string, cs []*choice, ref string, want platform) (*choice, string
 		if c.err != nil {
 			return nil, "", c.err
 		}
-		if name == "" && len(c.names) > 0 {
-			name = c.names[0]
+		if name == "" {
+			name = c.firstName()
 		}
 		return c, name, nil
 	}
@@ -97,17 +118,13 @@ func pick(path string, cs []*choice, ref string, want platform) (*choice, string
 	}
 	switch len(live) {
 	case 0:
-		return nil, "", errorf(ErrNotFound, "no manifest for platform %s (%s); pick one with --platform", want, strings.Join(misses, "; "))
+		return nil, "", errorf(ErrNotFound, "no manifest for platform %s (%s); pick one with --platform", want, listedSep(misses, "; "))
 	case 1:
 		c := live[0]
 		if c.err != nil {
 			return nil, "", c.err
 		}
-		name := ""
-		if len(c.names) > 0 {
-			name = c.names[0]
-		}
-		return c, name, nil
+		return c, c.firstName(), nil
 	}
 	labels := make([]string, len(live))
 	for i, g := range live {
@@ -117,9 +134,10 @@ func pick(path string, cs []*choice, ref string, want platform) (*choice, string
 }
 
 func pickByRef(groups []*choice, ref string) (*choice, string, error) {
+	normRef := normalizeRef(ref)
 	levels := []func(name string) bool{
 		func(name string) bool { return name == ref },
-		func(name string) bool { return normalizeRef(name) == normalizeRef(ref) },
+		func(name string) bool { return normalizeRef(name) == normRef },
 	}
 	if !strings.ContainsAny(ref, ":/@") {
 		levels = append(levels, func(name string) bool { return tagOf(name) == ref })
@@ -127,12 +145,22 @@ func pickByRef(groups []*choice, ref string) (*choice, string, error) {
 	for lvl, match := range levels {
 		var found []*choice
 		var names []string
+		tagHit := make(map[digest.Digest]string) // per config: the tag that matched, "" for none
 		for _, g := range groups {
 			hit, ok := "", false
-			for _, n := range g.names {
-				if match(n) {
-					hit, ok = n, true
-					break
+			if g.config != "" && len(g.tags) > 0 {
+				t, done := tagHit[g.config]
+				if !done {
+					if i := slices.IndexFunc(g.tags, match); i >= 0 {
+						t = g.tags[i]
+					}
+					tagHit[g.config] = t
+				}
+				hit, ok = t, t != ""
+			}
+			if !ok {
+				if i := slices.IndexFunc(g.names, match); i >= 0 {
+					hit, ok = g.names[i], true
 				}
 			}
 			if !ok && lvl == 0 && slices.Contains(g.aliases, ref) {
@@ -162,22 +190,57 @@ func pickByRef(groups []*choice, ref string) (*choice, string, error) {
 	return nil, "", errorf(ErrNotFound, "no image named %q; it has: %s", ref, listed(all))
 }
 
-// listed joins names for a one-line message, eliding past a couple dozen.
-func listed(names []string) string {
+// listed joins names for a one-line message, eliding past a couple dozen
+// and shortening long ones.
+func listed(names []string) string { return listedSep(names, ", ") }
+
+func listedSep(names []string, sep string) string {
 	const max, maxLen = 24, 120
 	if len(names) == 0 {
 		return "(none)"
 	}
-	names = slices.Clone(names)
+	more := ""
+	if len(names) > max {
+		names, more = names[:max], fmt.Sprintf(" and %d more", len(names)-max)
+	}
+	short := make([]string, len(names))
 	for i, n := range names {
 		if len(n) > maxLen {
-			names[i] = n[:maxLen] + "..."
+			n = strings.ToValidUTF8(n[:maxLen], "") + "..."
 		}
+		short[i] = n
 	}
-	if len(names) > max {
-		return strings.Join(names[:max], ", ") + fmt.Sprintf(" and %d more", len(names)-max)
+	return strings.Join(short, sep) + more
+}
+
+// distinctNames lists a group's names for List, dropping those that repeat
+// an earlier one: the same reference spelt longer, or a bare tag of it.
+// Tags of a config already listed (listedConfigs) are not listed again.
+func distinctNames(g *choice, listedConfigs map[digest.Digest]bool) []string {
+	names := g.names
+	if g.config != "" && len(g.tags) > 0 && !listedConfigs[g.config] {
+		listedConfigs[g.config] = true
+		names = append(slices.Clip(g.tags), g.names...)
 	}
-	return strings.Join(names, ", ")
+	if len(names) == 0 {
+		if len(g.tags) > 0 {
+			return nil // named by tags listed with another image
+		}
+		return []string{g.label()}
+	}
+	var out []string
+	norms := make(map[string]bool)
+	tags := make(map[string]bool)
+	for _, n := range names {
+		norm := normalizeRef(n)
+		if norms[norm] || !strings.ContainsAny(n, ":/@") && tags[n] {
+			continue
+		}
+		norms[norm] = true
+		tags[tagOf(n)] = true
+		out = append(out, n)
+	}
+	return out
 }
 
 // normalizeRef folds the spellings docker treats as one: a missing tag is
