@@ -12,6 +12,15 @@
 //     spans of the archive file, and a blob is then such a span. Nothing is
 //     unpacked.
 //
+// Names inside a layout are untrusted. In a directory, files are opened
+// through an os.Root, so no name or symlink reaches outside it, and only
+// regular files are opened. In an archive, member names are cleaned like
+// paths and one that escapes the root ("../x") makes the archive invalid;
+// when a name occurs twice the last member wins, as with tar -x; symbolic
+// and hard links between members are followed (docker save links layers
+// shared by several images); sparse members are refused. Compressed
+// archives (docker save | gzip) are refused with a hint to decompress them.
+//
 // Inside a layout it resolves index.json through nested image indexes
 // (bounded depth) to one manifest, picking by reference (Options.Ref: the
 // org.opencontainers.image.ref.name annotation, a containerd image name or a

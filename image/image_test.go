@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // TestOpenByDigest picks an unnamed image, or a named one, by its manifest
@@ -227,4 +230,32 @@ func TestWideIndex(t *testing.T) {
 		t.Fatalf("Open(%s) without ref = %v, want the one image", path, err)
 	}
 	im2.Close()
+}
+
+// TestIndexDAG: indexes whose entries all name one child index, eight deep,
+// with nothing for the platform at the bottom, resolve in linear time.
+func TestIndexDAG(t *testing.T) {
+	b := newLayout(t)
+	m, _ := b.image(imageSpec{platform: "linux/s390x", layers: [][]byte{layerTar(t, "a")}})
+	d := b.indexBlob(false, m)
+	for range maxIndexDepth - 1 {
+		var entries []v1.Descriptor
+		for range 50 {
+			entries = append(entries, d)
+		}
+		d = b.indexBlob(false, entries...)
+	}
+	b.top(d, "dag")
+	b.oci()
+	path := b.dir()
+	done := make(chan error, 1)
+	go func() { _, err := Open(path, Options{Platform: "linux/amd64"}); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "has linux/s390x") {
+			t.Errorf("Open(%s) = %v, want ErrNotFound naming linux/s390x", path, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Open of an index DAG did not finish")
+	}
 }

@@ -65,6 +65,7 @@ type opener struct {
 
 	blobs     map[digest.Digest][]byte // JSON blobs read so far, verified
 	blobBytes int64                    // their total size, bounded by maxJSONTotal
+	resolved  map[resolveKey]resolution
 }
 
 // readMemberJSON reads a named file of the layout (not a blob).
@@ -268,9 +269,39 @@ func documentKind(declared string, raw []byte, what string) (docKind, error) {
 	return k, nil
 }
 
+// resolution is the memoised outcome of resolve for one digest and depth.
+type resolution struct {
+	r    *resolved
+	miss string
+	err  error
+}
+
+type resolveKey struct {
+	d         digest.Digest
+	size      int64
+	mediaType string
+	depth     int
+}
+
 // resolve follows d down nested indexes to one manifest for the wanted
 // platform. It returns a non-empty miss, and no error, when nothing fits.
+// Outcomes are memoised: indexes may share children (many entries naming
+// one index), and without it a hostile DAG of them costs fan-out to the
+// power of the depth.
 func (o *opener) resolve(d v1.Descriptor, what string, depth int) (*resolved, string, error) {
+	key := resolveKey{d.Digest, d.Size, d.MediaType, depth}
+	if res, ok := o.resolved[key]; ok {
+		return res.r, res.miss, res.err
+	}
+	r, miss, err := o.resolveOnce(d, what, depth)
+	if o.resolved == nil {
+		o.resolved = make(map[resolveKey]resolution)
+	}
+	o.resolved[key] = resolution{r, miss, err}
+	return r, miss, err
+}
+
+func (o *opener) resolveOnce(d v1.Descriptor, what string, depth int) (*resolved, string, error) {
 	raw, err := o.readBlob(d, what)
 	if err != nil {
 		return nil, "", err
