@@ -302,7 +302,7 @@ func (w *dirWriter) node(fd int, name string, id index.ID, in *index.Inode) (boo
 	if err == unix.EPERM && device {
 		// CAP_MKNOD inside a user namespace does not reach devices.
 		w.mknod = false
-		w.notices.once("root", fmt.Sprintf("cannot create device nodes here (%v, first %s): device nodes skipped", err, w.path(id)))
+		w.notices.once("mknod", fmt.Sprintf("cannot create device nodes here (%v, first %s): device nodes skipped", err, w.path(id)))
 		return false, nil
 	}
 	if err != nil {
