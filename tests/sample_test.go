@@ -1,0 +1,163 @@
+package tests
+
+import (
+	"archive/tar"
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ocirender/ocirender/tests/internal/fixture"
+)
+
+// sampleLower and sampleUpper are the two layers of the small sample image:
+// a bit of everything, in a few KiB, so that failures show up in seconds
+// before the Debian image is even built.
+func sampleLower() []fixture.Entry {
+	return []fixture.Entry{
+		{Name: "./", Type: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/", Type: tar.TypeDir},
+		{Name: "etc/hostname", Body: "sample\n"},
+		{Name: "etc/shadow", Body: "root:*:19000:0:99999:7:::\n", Mode: 0o640, GID: 42},
+		{Name: "usr/", Type: tar.TypeDir},
+		{Name: "usr/bin/", Type: tar.TypeDir},
+		{Name: "usr/bin/tool", Body: "#!/bin/sh\necho tool\n", Mode: 0o4755,
+			Xattrs: map[string]string{"user.origin": "sample", "security.capability": fixture.CapNetRaw}},
+		{Name: "usr/bin/tool2", Type: tar.TypeLink, Link: "usr/bin/tool"},
+		{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
+		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
+		{Name: "dev/", Type: tar.TypeDir},
+		{Name: "dev/null", Type: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
+		{Name: "dev/fifo", Type: tar.TypeFifo, Mode: 0o600},
+		{Name: "home/", Type: tar.TypeDir},
+		{Name: "home/user/", Type: tar.TypeDir, Mode: 0o700, UID: 100000, GID: 100000},
+		{Name: "home/user/big", Body: strings.Repeat("0123456789abcdef", 1<<16), UID: 100000, GID: 100000},
+		{Name: "home/user/old", Body: "hidden by the opaque marker\n"},
+	}
+}
+
+// sampleHostname is the content of etc/hostname in the upper layer; the
+// bad-input tests flip a byte of it inside the uncompressed blob.
+const sampleHostname = "changed by the upper layer\n"
+
+func sampleUpper() []fixture.Entry {
+	return []fixture.Entry{
+		{Name: "etc/.wh.shadow"},
+		{Name: "etc/hostname", Body: sampleHostname},
+		{Name: "bin/through-symlink", Body: "lands in usr/bin\n"},
+		{Name: "usr/bin/.wh.tool"}, // tool2 keeps the content
+		{Name: "home/user/.wh..wh..opq"},
+		{Name: "home/user/new", Body: "new\n"},
+	}
+}
+
+func mustTar(t *testing.T, entries []fixture.Entry) []byte {
+	t.Helper()
+	data, err := fixture.Tar(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// writeImage makes a layout at dir holding one image tagged ref.
+func writeImage(t *testing.T, dir, ref string, layers ...fixture.Layer) *fixture.Layout {
+	t.Helper()
+	l, err := fixture.CreateLayout(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AddImage(ref, layers); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// writeSample makes the sample image at dir, tagged "sample": a gzip lower
+// layer and an uncompressed upper layer.
+func writeSample(t *testing.T, dir string) *fixture.Layout {
+	t.Helper()
+	return writeImage(t, dir, "sample",
+		fixture.GzipLayer(mustTar(t, sampleLower())),
+		fixture.PlainLayer(mustTar(t, sampleUpper())))
+}
+
+// TestSampleImageMatchesUmoci is the quick version of the Debian test.
+func TestSampleImageMatchesUmoci(t *testing.T) {
+	requireRoot(t, "umoci unpack and our dir export must mknod and chown")
+	requireTools(t, "umoci")
+	requireGNUTar(t)
+	ocirenderBin(t)
+	ctx := testContext(t)
+	image := filepath.Join(t.TempDir(), "sample")
+	writeSample(t, image)
+	want := umociTree(t, ctx, image, "sample")
+	compareWithOracle(t, ctx, image, "sample", want, nil)
+}
+
+// TestExportLayoutArchive: a layout packed in a .tar is read in place and
+// gives the same bytes as the directory.
+func TestExportLayoutArchive(t *testing.T) {
+	requireGNUTar(t)
+	bin := ocirenderBin(t)
+	ctx := testContext(t)
+	work := t.TempDir()
+	image := filepath.Join(work, "sample")
+	writeSample(t, image)
+	archive := filepath.Join(work, "sample.tar")
+	mustRun(t, ctx, "tar", "-cf", archive, "-C", image, ".")
+
+	fromDir := mustRun(t, ctx, bin, exportArgs("tar", "-", image, "sample")...)
+	fromArchive := mustRun(t, ctx, bin, exportArgs("tar", "-", archive, "sample")...)
+	if len(fromDir.stdout) == 0 || !bytes.Equal(fromDir.stdout, fromArchive.stdout) {
+		t.Errorf("export of %s: %d bytes; of the same layout as %s: %d bytes; want the same non-empty tar",
+			image, len(fromDir.stdout), archive, len(fromArchive.stdout))
+	}
+}
+
+// TestExportRefSelection: --ref picks a manifest by its ref.name; without
+// it, a layout with several images is an error that lists them.
+func TestExportRefSelection(t *testing.T) {
+	bin := ocirenderBin(t)
+	ctx := testContext(t)
+	image := filepath.Join(t.TempDir(), "two")
+	l := writeImage(t, image, "first", fixture.GzipLayer(mustTar(t, []fixture.Entry{{Name: "which", Body: "first\n"}})))
+	if _, err := l.AddImage("second", []fixture.Layer{fixture.GzipLayer(mustTar(t, []fixture.Entry{{Name: "which", Body: "second\n"}}))}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, ref := range []string{"first", "second"} {
+		r := mustRun(t, ctx, bin, exportArgs("tar", "-", image, ref)...)
+		tr := tar.NewReader(bytes.NewReader(r.stdout))
+		found := false
+		for {
+			hdr, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if strings.TrimPrefix(hdr.Name, "./") == "which" {
+				body := new(bytes.Buffer)
+				body.ReadFrom(tr)
+				found = body.String() == ref+"\n"
+			}
+		}
+		if !found {
+			t.Errorf("export --ref %s: tar has no file \"which\" holding %q", ref, ref+"\n")
+		}
+	}
+
+	r, err := run(ctx, bin, exportArgs("tar", "-", image, "")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.code == 0 || !bytes.Contains(r.stderr, []byte("first")) || !bytes.Contains(r.stderr, []byte("second")) {
+		t.Errorf("export without --ref of a two-image layout: %v; want a failure that lists first and second", r)
+	}
+	r, err = run(ctx, bin, exportArgs("tar", "-", image, "third")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.code == 0 || !bytes.Contains(r.stderr, []byte("third")) {
+		t.Errorf("export --ref third: %v; want a failure naming third", r)
+	}
+}
