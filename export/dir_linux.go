@@ -38,9 +38,10 @@ import (
 // the worker goroutine that wrote it. Names of one inode (Nlink > 1) become hard links to the
 // first name in walk order.
 //
-// Without CAP_CHOWN, ownership is left to the current user; without CAP_MKNOD (or where the
-// kernel refuses device nodes, as in a user namespace) character and block devices are
-// skipped. Both are reported once through opts.Notice and are not errors. So are xattrs a
+// Without CAP_CHOWN, ownership is left to the current user, and so are the owners the
+// kernel refuses (EINVAL for an id not mapped in a user namespace, EPERM); without CAP_MKNOD
+// (or where the kernel refuses device nodes, as in a user namespace) character and block
+// devices are skipped. Each is reported once through opts.Notice and is not an error. So are xattrs a
 // namespace refuses with ENOTSUP or EPERM (trusted.* and security.capability without root,
 // user.* on symlinks, any namespace on a file system without xattrs): one notice per
 // namespace, and the export goes on.
@@ -382,7 +383,11 @@ func (w *dirWriter) setAttrs(fd int, name string, id index.ID, in *index.Inode) 
 		} else {
 			err = unix.Fchownat(fd, name, int(in.UID), int(in.GID), unix.AT_SYMLINK_NOFOLLOW)
 		}
-		if err != nil {
+		if err == unix.EINVAL || err == unix.EPERM {
+			// An id not mapped in our user namespace, or a file system that refuses.
+			w.notices.once("chown", fmt.Sprintf("cannot set some owners (%v, first %d:%d on %s): left to the current user",
+				err, in.UID, in.GID, w.path(id)))
+		} else if err != nil {
 			return w.fail(id, fmt.Sprintf("chown %d:%d", in.UID, in.GID), err)
 		}
 	}

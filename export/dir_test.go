@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -225,13 +224,19 @@ func checkTree(t *testing.T, out string, ix *index.Index, raw [][]byte, want exp
 
 func checkXattrs(t *testing.T, full, p string, e *index.Entry, want expect) {
 	t.Helper()
+	// What we can expect to see: everything as root, but user.* only on files and directories
+	// (the kernel's rule); only user.* otherwise. security.selinux may come from the system.
+	keep := func(name string) bool {
+		if strings.HasPrefix(name, "user.") {
+			return e.Type == index.Reg || e.Type == index.Dir
+		}
+		return want.root && name != "security.selinux"
+	}
 	wantX := map[string]string{}
 	for _, x := range e.Xattrs {
-		userOK := e.Type == index.Reg || e.Type == index.Dir // the kernel keeps user.* to these
-		if strings.HasPrefix(x.Name, "user.") && !userOK || !want.root && !strings.HasPrefix(x.Name, "user.") {
-			continue
+		if keep(x.Name) {
+			wantX[x.Name] = x.Value
 		}
-		wantX[x.Name] = x.Value
 	}
 	got := map[string]string{}
 	buf := make([]byte, 64<<10)
@@ -241,7 +246,7 @@ func checkXattrs(t *testing.T, full, p string, e *index.Entry, want expect) {
 		return
 	}
 	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if name == "" || name == "security.selinux" && wantX[name] == "" {
+		if name == "" || !keep(name) {
 			continue
 		}
 		v := make([]byte, 64<<10)
@@ -641,7 +646,39 @@ func TestDirNotRoot(t *testing.T) {
 		notRoot(t, t.TempDir())
 		return
 	}
-	work, err := os.MkdirTemp("", "dirtest-nobody-")
+	out := runChild(t, "TestDirNotRoot", "DIR_TEST_NOT_ROOT",
+		&syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}})
+	if !strings.Contains(out, "notice: not root") {
+		t.Errorf("the child gave no 'not root' notice")
+	}
+}
+
+// TestDirUserNamespace exports as root of a user namespace where only that root is mapped
+// (as `unshare -r` makes): CAP_CHOWN and CAP_MKNOD are there, but other owners, device nodes
+// and trusted.* xattrs are refused. Each refusal is one notice, not an error.
+func TestDirUserNamespace(t *testing.T) {
+	if work := os.Getenv("DIR_TEST_USERNS"); work != "" {
+		userNamespace(t, work)
+		return
+	}
+	needRoot(t)
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err != nil || strings.TrimSpace(string(b)) == "0" {
+		t.Skip("user namespaces are disabled")
+	}
+	runChild(t, "TestDirUserNamespace", "DIR_TEST_USERNS", &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		Credential:  &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}, // root inside, nobody outside
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: nobody, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: nobody, Size: 1}},
+	})
+}
+
+const nobody = 65534
+
+// runChild runs test again in a copy of the test binary, with attr, in a work directory
+// anyone may write that it names in the environment variable env. It returns the output.
+func runChild(t *testing.T, test, env string, attr *syscall.SysProcAttr) string {
+	work, err := os.MkdirTemp("", "dirtest-child-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -661,41 +698,33 @@ func TestDirNotRoot(t *testing.T) {
 	if err := os.Chmod(work, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	const nobody = 65534
-	cmd := exec.Command(bin, "-test.run=^TestDirNotRoot$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), "DIR_TEST_NOT_ROOT="+work)
+	cmd := exec.Command(bin, "-test.run=^"+test+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"="+work)
 	cmd.Dir = work
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	outb, err := cmd.CombinedOutput()
-	t.Logf("as nobody:\n%s", outb)
+	cmd.SysProcAttr = attr
+	out, err := cmd.CombinedOutput()
+	t.Logf("child:\n%s", out)
 	if err != nil {
-		t.Fatalf("export as nobody: %v", err)
+		t.Fatalf("child: %v", err)
 	}
-	if !strings.Contains(string(outb), "notice: not root") {
-		t.Errorf("the child gave no 'not root' notice")
-	}
+	return string(out)
 }
 
-func notRoot(t *testing.T, work string) {
-	if runtime.GOOS != "linux" || os.Geteuid() == 0 {
-		t.Fatal("notRoot runs as an ordinary user")
-	}
+// exportNoticed exports everyType into work/out, logs the notices and fails unless each of
+// want was given exactly once (and no notice twice).
+func exportNoticed(t *testing.T, work string, want ...string) (*index.Index, [][]byte) {
 	ix, raw := everyType(t)
-	out := filepath.Join(work, "out")
 	var notes []string
-	err := export.Dir(context.Background(), out, ix, readers(raw), export.DirOptions{
+	err := export.Dir(context.Background(), filepath.Join(work, "out"), ix, readers(raw), export.DirOptions{
 		Notice: func(m string) { notes = append(notes, m); t.Logf("notice: %s", m) },
 	})
 	if err != nil {
 		t.Fatalf("Dir = %v", err)
 	}
-	checkTree(t, out, ix, raw, expect{skip: func(p string) bool { return strings.HasPrefix(p, "locked/") }})
 	kinds := map[string]int{}
 	for _, n := range notes {
-		k, _, _ := strings.Cut(n, ":")
-		if strings.HasPrefix(n, "cannot set ") {
-			k, _, _ = strings.Cut(n, " (")
-		}
+		k, _, _ := strings.Cut(n, " (")
+		k, _, _ = strings.Cut(k, ":")
 		kinds[k]++
 	}
 	for k, n := range kinds {
@@ -703,11 +732,21 @@ func notRoot(t *testing.T, work string) {
 			t.Errorf("notice %q given %d times", k, n)
 		}
 	}
-	for _, k := range []string{"not root", "cannot set trusted.* xattrs", "cannot set security.* xattrs"} {
+	for _, k := range want {
 		if kinds[k] != 1 {
 			t.Errorf("notices %q, want one %q", notes, k)
 		}
 	}
+	return ix, raw
+}
+
+func notRoot(t *testing.T, work string) {
+	if os.Geteuid() == 0 {
+		t.Fatal("notRoot runs as an ordinary user")
+	}
+	ix, raw := exportNoticed(t, work, "not root", "cannot set trusted.* xattrs", "cannot set security.* xattrs")
+	out := filepath.Join(work, "out")
+	checkTree(t, out, ix, raw, expect{skip: func(p string) bool { return strings.HasPrefix(p, "locked/") }})
 	// Give the tree back to ourselves so the test can remove it, as a user would.
 	os.Chmod(filepath.Join(out, "locked"), 0o700)
 
@@ -719,6 +758,14 @@ func notRoot(t *testing.T, work string) {
 		t.Fatalf("Dir = %v, want %v", err, io.ErrClosedPipe)
 	}
 	noLeftovers(t, parent)
+}
+
+func userNamespace(t *testing.T, work string) {
+	if os.Geteuid() != 0 {
+		t.Fatal("userNamespace runs as root of a user namespace")
+	}
+	ix, raw := exportNoticed(t, work, "cannot create device nodes here", "cannot set some owners", "cannot set trusted.* xattrs")
+	checkTree(t, filepath.Join(work, "out"), ix, raw, expect{})
 }
 
 // synthetic is an image of n small files in directories of 100 and a few large files.
