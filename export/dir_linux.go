@@ -21,8 +21,9 @@ import (
 // Dir writes the tree of ix into a new directory dst, reading file content from layers.
 //
 // dst must not exist, or be an empty directory; anything else is ErrExists. The tree is built
-// under a temporary name next to dst (".NAME.tmp-*") and renamed into place at the end; on any
-// error or cancellation the temporary tree is removed and nothing is left behind.
+// under a temporary name next to dst (".NAME.tmp-*") and renamed into place at the end (an
+// empty dst is replaced by it, so it cannot be a mount point); on any error or cancellation
+// the temporary tree is removed and nothing is left behind.
 //
 // Every path is created relative to an open directory file descriptor with *at syscalls whose
 // final component is never followed (mkdirat, openat O_CREAT|O_EXCL|O_NOFOLLOW, symlinkat,
