@@ -127,6 +127,9 @@ func openArchiveStore(f *os.File) (_ *archiveStore, err error) {
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
+		if strings.Trim(hdr.Name, "./") == "" && !strings.Contains(hdr.Name, "..") {
+			continue // the root itself, "./" of tar -C dir -c .
+		}
 		name, err := cleanName(hdr.Name)
 		if err != nil {
 			return nil, fmt.Errorf("archive member %w", err)

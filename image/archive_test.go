@@ -96,6 +96,8 @@ func TestArchiveStore(t *testing.T) {
 	}{
 		{name: "plain", members: []tarMember{reg("a/b", []byte("hello"))}, open: "a/b", want: "hello"},
 		{name: "dot slash prefix", members: []tarMember{reg("./a/b", []byte("x"))}, open: "a/b", want: "x"},
+		{name: "root entry", members: []tarMember{{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755}}, reg("./a", []byte("x"))}, open: "a", want: "x"},
+		{name: "file named ...", members: []tarMember{reg("...", []byte("x"))}, open: "...", want: "x"},
 		{name: "leading slash", members: []tarMember{reg("/a", []byte("x"))}, open: "a", want: "x"},
 		{name: "empty member", members: []tarMember{reg("e", nil)}, open: "e", want: ""},
 		{name: "duplicate: last wins", members: []tarMember{reg("a", []byte("old")), reg("a", []byte("new"))}, open: "a", want: "new"},
@@ -168,6 +170,10 @@ func TestArchiveRejected(t *testing.T) {
 			data, _ := os.ReadFile(writeArchive(t, reg("../evil", []byte("x")), reg("index.json", []byte("{}"))))
 			return data
 		}, ErrInvalid, `archive member name "../evil": escapes the image root`},
+		{"root escapes", func(t *testing.T) []byte {
+			data, _ := os.ReadFile(writeArchive(t, tarMember{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "../", Mode: 0o755}}))
+			return data
+		}, ErrInvalid, "escapes"},
 		{"member escapes after cleaning", func(t *testing.T) []byte {
 			data, _ := os.ReadFile(writeArchive(t, reg("a/../../evil", []byte("x"))))
 			return data

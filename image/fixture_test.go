@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -183,7 +184,11 @@ func (b *layoutBuilder) dir() string {
 
 // tarBytes packs the layout as docker save would: directories, then files
 // and symlinks in name order.
-func (b *layoutBuilder) tarBytes() []byte {
+func (b *layoutBuilder) tarBytes() []byte { return b.packTar("") }
+
+// packTar packs the layout, each name prefixed by prefix. With prefix "./"
+// it looks like the output of tar -C DIR -c . (a "./" root entry first).
+func (b *layoutBuilder) packTar(prefix string) []byte {
 	b.t.Helper()
 	var names []string
 	dirs := map[string]bool{}
@@ -196,17 +201,24 @@ func (b *layoutBuilder) tarBytes() []byte {
 	slices.Sort(names)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	if prefix != "" {
+		must(b.t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: prefix, Mode: 0o755}))
+	}
 	for _, name := range names {
-		for d := filepath.Dir(name); d != "." && !dirs[d]; d = filepath.Dir(d) {
+		var parents []string
+		for d := path.Dir(name); d != "." && !dirs[d]; d = path.Dir(d) {
 			dirs[d] = true
-			must(b.t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}))
+			parents = append(parents, d)
+		}
+		for _, d := range slices.Backward(parents) {
+			must(b.t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: prefix + d + "/", Mode: 0o755}))
 		}
 		if target, ok := b.symlinks[name]; ok {
-			must(b.t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}))
+			must(b.t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: prefix + name, Linkname: target, Mode: 0o777}))
 			continue
 		}
 		data := b.files[name]
-		must(b.t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: 0o644}))
+		must(b.t, tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: prefix + name, Size: int64(len(data)), Mode: 0o644}))
 		_, err := tw.Write(data)
 		must(b.t, err)
 	}
@@ -219,6 +231,14 @@ func (b *layoutBuilder) tar() string {
 	b.t.Helper()
 	p := filepath.Join(b.t.TempDir(), "image.tar")
 	must(b.t, os.WriteFile(p, b.tarBytes(), 0o644))
+	return p
+}
+
+// dotTar writes the layout as tar -C DIR -c . would and returns its path.
+func (b *layoutBuilder) dotTar() string {
+	b.t.Helper()
+	p := filepath.Join(b.t.TempDir(), "image.tar")
+	must(b.t, os.WriteFile(p, b.packTar("./"), 0o644))
 	return p
 }
 

@@ -17,7 +17,7 @@ import (
 type openCase struct {
 	name  string
 	build func(t testing.TB) *layoutBuilder
-	forms string // "dir", "tar" or "" for both
+	forms string // "dir", "tar", "dot-tar" (tar -C DIR -c .) or "" for all
 	opts  Options
 
 	wantErr error  // from Open
@@ -30,7 +30,7 @@ type openCase struct {
 }
 
 func (c openCase) run(t *testing.T) {
-	forms := []string{"dir", "tar"}
+	forms := []string{"dir", "tar", "dot-tar"}
 	if c.forms != "" {
 		forms = []string{c.forms}
 	}
@@ -38,8 +38,11 @@ func (c openCase) run(t *testing.T) {
 		t.Run(form, func(t *testing.T) {
 			b := c.build(t)
 			path := b.dir()
-			if form == "tar" {
+			switch form {
+			case "tar":
 				path = b.tar()
+			case "dot-tar":
+				path = b.dotTar()
 			}
 			im, err := Open(path, c.opts)
 			if c.wantErr != nil {
