@@ -50,6 +50,7 @@ type node struct {
 	first  int32 // newest child; siblings chain through next
 	next   int32
 	ino    int32
+	layer  int32 // the layer that created this name or last set its metadata
 	dead   bool
 }
 
@@ -65,6 +66,7 @@ type Merger struct {
 	children   map[childKey]int32
 	live       int
 	maxEntries int
+	layer      int32 // the layer being applied: one more per Apply
 }
 
 // Options tune a Merger. The zero value uses the defaults.
@@ -79,8 +81,9 @@ func New(opts Options) *Merger {
 	}
 	m := &Merger{children: map[childKey]int32{}, maxEntries: opts.MaxEntries}
 	m.inodes = append(m.inodes, index.Inode{Type: index.Dir, Mode: 0o755, Layer: index.NoLayer})
-	m.nodes = append(m.nodes, node{parent: none, first: none, next: none, ino: 0})
+	m.nodes = append(m.nodes, node{parent: none, first: none, next: none, ino: 0, layer: -1})
 	m.live = 1
+	m.layer = -1
 	return m
 }
 
@@ -98,7 +101,7 @@ func (m *Merger) addNode(dir int32, name string, ino int32) (int32, error) {
 		return none, fmt.Errorf("%w: more than %d", ErrTooManyFiles, m.maxEntries)
 	}
 	id := int32(len(m.nodes))
-	m.nodes = append(m.nodes, node{name: name, parent: dir, first: none, next: m.nodes[dir].first, ino: ino})
+	m.nodes = append(m.nodes, node{name: name, parent: dir, first: none, next: m.nodes[dir].first, ino: ino, layer: m.layer})
 	m.nodes[dir].first = id
 	m.children[childKey{dir, name}] = id
 	m.live++
@@ -220,22 +223,21 @@ func (m *Merger) pathOf(n int32) string {
 	return strings.Join(parts, "/")
 }
 
-// Apply applies the changes of one layer. Layers must be applied oldest first. Whiteouts are
-// applied before any other entry of the layer, so they hide only lower layers, whatever their
-// position in the tar stream.
+// Apply applies the changes of one layer, in their order. Layers must be applied oldest
+// first. A whiteout hides only what lower layers put at its name: entries of the same layer
+// survive it wherever they stand in the tar stream.
 func (m *Merger) Apply(changes []Change) error {
+	m.layer++
 	for i := range changes {
 		c := &changes[i]
-		if !strings.HasPrefix(path.Base(c.Name), WhiteoutPrefix) {
-			continue
+		var err error
+		if strings.HasPrefix(path.Base(c.Name), WhiteoutPrefix) {
+			err = m.whiteout(c)
+		} else {
+			err = m.apply(c)
 		}
-		if err := m.whiteout(c.Name); err != nil {
+		if err != nil {
 			return fmt.Errorf("entry %q: %w", c.Name, err)
-		}
-	}
-	for i := range changes {
-		if err := m.apply(&changes[i]); err != nil {
-			return fmt.Errorf("entry %q: %w", changes[i].Name, err)
 		}
 	}
 	return nil
@@ -251,8 +253,8 @@ func isMeta(comps []string) bool {
 	return false
 }
 
-func (m *Merger) whiteout(name string) error {
-	comps, err := splitPath(name)
+func (m *Merger) whiteout(c *Change) error {
+	comps, err := splitPath(c.Name)
 	if err != nil {
 		return err
 	}
@@ -269,7 +271,7 @@ func (m *Merger) whiteout(name string) error {
 		return err // a whiteout under a missing directory hides nothing
 	}
 	if base == WhiteoutOpaque {
-		m.removeBelow(dir)
+		m.purgeBelow(dir, c.Mtime)
 		return nil
 	}
 	target := base[len(WhiteoutPrefix):]
@@ -277,9 +279,43 @@ func (m *Merger) whiteout(name string) error {
 		return fmt.Errorf("%w: %q", ErrBadWhiteout, base)
 	}
 	if n := m.child(dir, target); n != none {
-		m.remove(n)
+		m.purge(n, c.Mtime)
 	}
 	return nil
+}
+
+// purge removes what lower layers put at node n and below it, and keeps what the current
+// layer put there. A lower directory that holds entries of the current layer stays as an
+// implicit directory (0755, 0:0, mtime of the whiteout): its own metadata was lower content.
+func (m *Merger) purge(n int32, mtime int64) {
+	if m.nodes[n].layer != m.layer {
+		if !m.holdsLayer(n) {
+			m.remove(n)
+			return
+		}
+		m.nodes[n].ino = m.addInode(index.Inode{Type: index.Dir, Mode: 0o755, Mtime: mtime, Layer: index.NoLayer})
+		m.nodes[n].layer = m.layer
+	}
+	m.purgeBelow(n, mtime)
+}
+
+// purgeBelow purges every child of directory n.
+func (m *Merger) purgeBelow(n int32, mtime int64) {
+	for c := m.nodes[n].first; c != none; c = m.nodes[c].next {
+		if !m.nodes[c].dead {
+			m.purge(c, mtime)
+		}
+	}
+}
+
+// holdsLayer reports whether the current layer put anything below directory n.
+func (m *Merger) holdsLayer(n int32) bool {
+	for c := m.nodes[n].first; c != none; c = m.nodes[c].next {
+		if !m.nodes[c].dead && (m.nodes[c].layer == m.layer || m.holdsLayer(c)) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkParents rejects whiteout names used as directories: a whiteout is a marker, never a
@@ -309,9 +345,6 @@ func (m *Merger) apply(c *Change) error {
 		return nil
 	}
 	base := comps[len(comps)-1]
-	if strings.HasPrefix(base, WhiteoutPrefix) {
-		return nil // applied before the layer's other entries
-	}
 	if err := checkParents(comps); err != nil {
 		return err
 	}
@@ -340,6 +373,7 @@ func (m *Merger) setDir(n int32, c *Change) {
 	in := c.Inode
 	in.Size = 0
 	m.inodes[m.nodes[n].ino] = in
+	m.nodes[n].layer = m.layer
 }
 
 func (m *Merger) link(dir int32, base string, old int32, target string) error {
