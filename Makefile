@@ -54,7 +54,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadChanges -fuzztime $(FUZZTIME) ./overlay
 	$(GO) test -run '^$$' -fuzz FuzzMerge -fuzztime $(FUZZTIME) ./overlay
 	$(GO) test -run '^$$' -fuzz FuzzDecompress -fuzztime $(FUZZTIME) ./layer
-	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME) ./image
+	$(GO) test -run '^$$' -fuzz FuzzOpenLayout -fuzztime $(FUZZTIME) ./image
+	$(GO) test -run '^$$' -fuzz FuzzOpenArchive -fuzztime $(FUZZTIME) ./image
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

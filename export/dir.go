@@ -24,9 +24,9 @@ type DirOptions struct {
 	Progress func(written int64)
 }
 
-// checkDirDest returns nil when dst does not exist or is an empty directory (not a symlink
+// CheckDirDest returns nil when dst does not exist or is an empty directory (not a symlink
 // to one), and ErrExists when it is anything else.
-func checkDirDest(dst string) error {
+func CheckDirDest(dst string) error {
 	fi, err := os.Lstat(dst)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

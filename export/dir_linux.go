@@ -56,7 +56,7 @@ func Dir(ctx context.Context, dst string, ix *index.Index, layers Layers, opts D
 	if ix.Type(index.Root) != index.Dir {
 		return errors.New("export: the root of the index is not a directory")
 	}
-	if err := checkDirDest(dst); err != nil {
+	if err := CheckDirDest(dst); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")

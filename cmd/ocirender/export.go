@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/pflag"
 
@@ -50,7 +49,7 @@ func (f *exportFlags) run(ctx context.Context, args []string, stdout, stderr io.
 	}
 	// Fail on an existing destination before doing any work.
 	if f.out != "-" && f.format == "dir" {
-		if err := checkDirDest(f.out); err != nil {
+		if err := export.CheckDirDest(f.out); err != nil {
 			return err
 		}
 	}
@@ -81,22 +80,4 @@ func (f *exportFlags) run(ctx context.Context, args []string, stdout, stderr io.
 			},
 		})
 	}
-}
-
-// checkDirDest refuses a destination that exists and is not an empty directory.
-func checkDirDest(path string) error {
-	d, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if names, err := d.Readdirnames(1); err != nil && err != io.EOF {
-		return fmt.Errorf("%s exists and is not a directory", path)
-	} else if len(names) > 0 {
-		return fmt.Errorf("%s exists and is not empty", path)
-	}
-	return nil
 }
