@@ -7,7 +7,10 @@
 //   - decompression of gzip (including multi-member streams from pigz),
 //     zstd (including several frames and skippable frames), bzip2 and xz,
 //     with every failure reported as a readable error and a bound on the
-//     uncompressed size ([Decompress]);
+//     uncompressed size ([Decompress]). gzip goes through our own DEFLATE
+//     decoder (inflate.go), the hot path of every export; zstd through
+//     klauspost/compress, xz through ulikunitz/xz, bzip2 through the
+//     standard library;
 //   - the [Spool], an anonymous temporary file that keeps a layer's
 //     uncompressed stream while it is scanned, so that exports can read it
 //     again at any offset without decompressing twice.
