@@ -56,6 +56,9 @@ func exportTarFile(t *testing.T, ctx context.Context, image, ref, work string) (
 	archive := filepath.Join(work, "out.tar")
 	mustRun(t, ctx, ocirenderBin(t), exportArgs("tar", archive, image, ref)...)
 	sum := fileSum(t, archive)
+	if err := tarShape(archive); err != nil {
+		t.Errorf("export --format tar: %v", err)
+	}
 	x := filepath.Join(work, "x")
 	if err := os.Mkdir(x, 0o700); err != nil {
 		t.Fatal(err)
