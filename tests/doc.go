@@ -5,10 +5,19 @@
 //     mkimage.sh (debootstrap + umoci repack + hand-made layers) as a
 //     directory, as a tar file and as a tar on stdout, and requires the
 //     result to equal `umoci unpack` of the same tag, field by field
-//     (verify.Compare). Tars are extracted by GNU tar. It also checks a
-//     small in-code sample image the same way.
+//     (verify.Compare). Tars are extracted by GNU tar and their shape is
+//     checked (tarshape_test.go); the tar file and the tar on stdout must
+//     be the same bytes.
+//   - sample_test.go does the same with a small image built in code, in
+//     a second, and checks --ref selection and layouts packed in a .tar.
 //   - badinput_test.go feeds broken images and requires exit status 1,
-//     one line on stderr and nothing left behind.
+//     one line on stderr naming the image and the problem, and nothing
+//     left behind; bad command lines exit 2.
+//
+// The Debian image is built by mkimage.sh with the helpers under
+// internal/: fixture (layer tars and OCI layouts in code), mkfixture (the
+// hand-made layers and re-encoded copies) and treecmp (compare two trees
+// by hand: go run ./tests/internal/treecmp WANT GOT).
 //
 // Running them (as root; umoci, debootstrap, GNU tar, setfattr, pigz and zstd
 // installed; the first run of mkimage.sh takes a few minutes):
