@@ -168,9 +168,15 @@ func rawWhiteouts() []fixture.Entry {
 	}
 }
 
-// Constructs umoci 0.4.7 cannot serve as an oracle for, left to unit tests:
+// Constructs umoci 0.4.7 cannot serve as an oracle for, left to unit tests
+// and to tests/badinput_test.go (each checked by hand with umoci 0.4.7):
 //   - PAX global headers ('g'): "unknown typeflag '\x67'", the unpack fails.
 //   - children of .wh..wh.plnk/: umoci writes them as ordinary files.
 //   - zstd layers: "blob is not correct mediatype" (compared with their gzip
 //     twin instead, see recompress.go).
-//   - ".wh." with nothing after it: umoci removes the parent directory.
+//   - ".wh." with nothing after it: umoci purges the lower children of the
+//     directory, like an opaque marker; DESIGN §3.3 makes it an error.
+//   - "../x": umoci cleans it to /x inside the root; DESIGN §3.1 makes it an
+//     error.
+//   - mtimes after 2262: umoci goes through time.UnixNano and wraps (2400
+//     became 1901-12-13).
