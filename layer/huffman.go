@@ -36,11 +36,12 @@ const (
 	distTableBits = 8
 	clenTableBits = 7 // code length codes are at most 7 bits: no subtables
 
-	// Table sizes: the primary table plus the largest set of subtables a
+	// Table sizes: the primary table plus the most subtable entries a
 	// complete code can need. A subtable of 2^d entries needs at least d+1
-	// codes below its prefix, so 288 literal/length codes yield at most 48
-	// subtables of 32 entries, and 32 distance codes at most 3 of 128 plus
-	// one of 32 (or fewer, larger ones).
+	// codes below its prefix, so the 286 literal/length codes of a dynamic
+	// block fill at most 57 subtables of 16 entries (d <= 15-11), and its
+	// 30 distance codes at most three of 128 and one of 32. The fixed codes
+	// need none.
 	litTableSize  = 1<<litTableBits + 57*16
 	distTableSize = 1<<distTableBits + 3*128 + 32
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -258,4 +259,81 @@ func FuzzInflate(f *testing.F) {
 			t.Fatalf("rawInflate consumed %d bytes, oracle %d", n, wantN)
 		}
 	})
+}
+
+// TestBuildTable decodes every symbol of random complete codes, many with
+// long codes that need subtables, through the tables buildTable makes.
+func TestBuildTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := range 2000 {
+		nsym, tableBits, templates := 286, uint(litTableBits), litTemplates[:286]
+		table := make([]uint32, litTableSize)
+		if trial%2 == 1 {
+			nsym, tableBits, templates = 30, distTableBits, distTemplates[:30]
+			table = make([]uint32, distTableSize)
+		}
+		lengths := randomCompleteCode(rng, nsym, 2+rng.IntN(nsym-1))
+		if !buildTable(table, tableBits, lengths, templates) {
+			t.Fatalf("buildTable(%v) = false for a complete code", lengths)
+		}
+		// Walk the canonical codes and look each one up.
+		var count, next [maxCodeLen + 2]int
+		for _, l := range lengths {
+			count[l]++
+		}
+		count[0] = 0
+		for l, code := 1, 0; l <= maxCodeLen; l++ {
+			code = (code + count[l-1]) << 1
+			next[l] = code
+		}
+		for s, l := range lengths {
+			if l == 0 {
+				continue
+			}
+			rev := uint64(reverseBits(next[l], int(l)))
+			next[l]++
+			e := table[rev&(1<<tableBits-1)]
+			if e&entrySub != 0 {
+				e = table[e>>16+uint32(rev>>tableBits)&(1<<(e>>8&0x1f)-1)]
+			}
+			want := makeEntry(templates[s], uint32(l))
+			if e != want {
+				t.Fatalf("trial %d: symbol %d (length %d) decodes to entry %#x, want %#x", trial, s, l, e, want)
+			}
+		}
+	}
+}
+
+func reverseBits(v, n int) int {
+	r := 0
+	for range n {
+		r = r<<1 | v&1
+		v >>= 1
+	}
+	return r
+}
+
+// randomCompleteCode returns code lengths (at most 15) for n of nsym
+// symbols that form a complete prefix code, made by splitting leaves of a
+// binary tree, deep ones preferred so that subtables are needed.
+func randomCompleteCode(rng *rand.Rand, nsym, n int) []uint8 {
+	depths := []uint8{0}
+	for len(depths) < n {
+		i := rng.IntN(len(depths))
+		for range 3 { // prefer deeper leaves
+			if j := rng.IntN(len(depths)); depths[j] > depths[i] && depths[j] < maxCodeLen {
+				i = j
+			}
+		}
+		if depths[i] == maxCodeLen {
+			continue
+		}
+		depths[i]++
+		depths = append(depths, depths[i])
+	}
+	lengths := make([]uint8, nsym)
+	for i, s := range rng.Perm(nsym)[:n] {
+		lengths[s] = depths[i]
+	}
+	return lengths
 }
