@@ -267,6 +267,11 @@ func (m *Merger) whiteout(c *Change) error {
 	base := comps[len(comps)-1]
 	hops := 0
 	dir, err := m.walkDir(0, comps[:len(comps)-1], false, 0, &hops)
+	if errors.Is(err, ErrNotDir) {
+		// The parent is no directory (this layer may just have replaced it by a file, as
+		// umoci writes dir-to-file changes): there is nothing below it to hide.
+		return nil
+	}
 	if err != nil || dir == none {
 		return err // a whiteout under a missing directory hides nothing
 	}

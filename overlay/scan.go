@@ -148,6 +148,11 @@ func changeFromHeader(hdr *tar.Header, offset int64, layer int) (Change, error) 
 		c.Devmajor, c.Devminor = uint32(hdr.Devmajor), uint32(hdr.Devminor)
 	}
 	for k, v := range hdr.PAXRecords {
+		if v == "" {
+			// POSIX pax: a record with an empty value deletes the keyword, so an empty
+			// xattr record sets nothing (umoci and GNU tar read it so too).
+			continue
+		}
 		switch {
 		case strings.HasPrefix(k, "GNU.sparse."):
 			return c, fmt.Errorf("%w: GNU sparse file", ErrUnsupported)
