@@ -48,7 +48,7 @@ demo: build
 	ls -lAR $(DEMO)/rootfs
 
 bench: build deps
-	./tests/bench.sh
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./tests/ | tee bench.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadChanges -fuzztime $(FUZZTIME) ./overlay

@@ -206,10 +206,10 @@ func (ix *Index) Child(dir ID, name string) (ID, bool) {
 }
 
 // ErrNotExist is returned by Lookup for a path that is not in the index.
-var ErrNotExist = errors.New("index: no such file or directory")
+var ErrNotExist = errors.New("no such file or directory")
 
 // ErrNotDir is returned by Lookup when a non-final component is not a directory.
-var ErrNotDir = errors.New("index: not a directory")
+var ErrNotDir = errors.New("not a directory")
 
 // Lookup finds the entry at path p ("/a/b", "a/b", "." and "/" all work) without following
 // symlinks in any component.
@@ -224,11 +224,11 @@ func (ix *Index) Lookup(p string) (ID, error) {
 			continue
 		}
 		if ix.Type(id) != Dir {
-			return 0, fmt.Errorf("%w: %s", ErrNotDir, p)
+			return 0, fmt.Errorf("%s: %w", p, ErrNotDir)
 		}
 		next, ok := ix.Child(id, c)
 		if !ok {
-			return 0, fmt.Errorf("%w: %s", ErrNotExist, p)
+			return 0, fmt.Errorf("%s: %w", p, ErrNotExist)
 		}
 		id = next
 	}
@@ -246,7 +246,7 @@ func (ix *Index) parentOrRoot(id ID) ID {
 const MaxSymlinkHops = 255
 
 // ErrLoop is returned when resolving a path meets more than MaxSymlinkHops symlinks.
-var ErrLoop = errors.New("index: too many levels of symbolic links")
+var ErrLoop = errors.New("too many levels of symbolic links")
 
 // Resolve finds the entry at path p following symlinks chroot-style: absolute targets start at
 // the image root and ".." stops at the root. With follow false the final component is not
@@ -271,17 +271,18 @@ func (ix *Index) resolveFrom(dir ID, p string, follow bool, hops *int) (ID, erro
 			continue
 		}
 		if ix.Type(id) != Dir {
-			return 0, fmt.Errorf("%w: %s", ErrNotDir, p)
+			return 0, fmt.Errorf("%s: %w", p, ErrNotDir)
 		}
 		next, ok := ix.Child(id, c)
 		if !ok {
-			return 0, fmt.Errorf("%w: %s", ErrNotExist, p)
+			return 0, fmt.Errorf("%s: %w", p, ErrNotExist)
 		}
-		last := i == len(parts)-1 || allEmpty(parts[i+1:])
+		// A trailing slash ("lib/") names the directory a symlink points to, as in POSIX.
+		last := i == len(parts)-1
 		if ix.Type(next) == Symlink && (!last || follow) {
 			*hops++
 			if *hops > MaxSymlinkHops {
-				return 0, fmt.Errorf("%w: %s", ErrLoop, p)
+				return 0, fmt.Errorf("%s: %w", p, ErrLoop)
 			}
 			target := ix.Inode(ix.Ino(next)).Link
 			var err error
@@ -293,15 +294,6 @@ func (ix *Index) resolveFrom(dir ID, p string, follow bool, hops *int) (ID, erro
 		id = next
 	}
 	return id, nil
-}
-
-func allEmpty(parts []string) bool {
-	for _, p := range parts {
-		if p != "" && p != "." {
-			return false
-		}
-	}
-	return true
 }
 
 // Path is the slash-separated path of id relative to the root ("" for the root itself).

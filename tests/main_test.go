@@ -50,7 +50,7 @@ func buildBinaries(dir string) error {
 
 // ocirenderBin returns the built binary or fails the test with the build
 // output.
-func ocirenderBin(t *testing.T) string {
+func ocirenderBin(t testing.TB) string {
 	t.Helper()
 	if buildErr != nil {
 		t.Fatalf("cannot run the end-to-end test: %v", buildErr)
@@ -58,14 +58,14 @@ func ocirenderBin(t *testing.T) string {
 	return filepath.Join(binDir, "ocirender")
 }
 
-func requireRoot(t *testing.T, why string) {
+func requireRoot(t testing.TB, why string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skipf("skipped: needs root (%s)", why)
 	}
 }
 
-func requireTools(t *testing.T, tools ...string) {
+func requireTools(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {

@@ -189,7 +189,7 @@ func debianNoise(d verify.Difference) bool {
 
 // buildDebianImage runs mkimage.sh (a no-op when its cache is current) and
 // returns the layout path.
-func buildDebianImage(t *testing.T, ctx context.Context) string {
+func buildDebianImage(t testing.TB, ctx context.Context) string {
 	t.Helper()
 	cache := os.Getenv("OCIRENDER_TEST_CACHE")
 	if cache == "" {
