@@ -198,13 +198,21 @@ func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(in
 		return scanResult{err: err}
 	}
 	defer rc.Close()
-	raw := &ctxReader{ctx: ctx, r: rc, progress: progress}
+	// Three stages, each on its own goroutine: read and verify the blob, decompress it, and
+	// (here) parse its tar headers and spool its bytes.
+	raw := newReadahead(&ctxReader{ctx: ctx, r: rc, progress: progress}, 1<<20, 4)
+	defer raw.Close()
 	dr, err := layer.Decompress(raw, comp, true, layer.Options{})
 	if err != nil {
 		return scanResult{err: err}
 	}
 	defer dr.Close()
 	var src io.Reader = dr
+	if comp != layer.Uncompressed {
+		ahead := newReadahead(dr, 1<<20, 4)
+		defer ahead.Close()
+		src = ahead
+	}
 	if opts.Content {
 		if comp == layer.Uncompressed {
 			im.layers[i] = blobSpan{blob}
@@ -215,7 +223,7 @@ func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(in
 			}
 			im.spools[i] = sp
 			im.layers[i] = spoolSpan{sp}
-			src = io.TeeReader(dr, sp)
+			src = io.TeeReader(src, sp)
 		}
 	}
 	changes, err := overlay.ReadChanges(src, overlay.ScanOptions{Layer: i})
