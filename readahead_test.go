@@ -10,11 +10,11 @@ import (
 )
 
 func TestReadahead(t *testing.T) {
-	data := make([]byte, 5<<20+123)
+	data := make([]byte, 1<<20+123)
 	for i := range data {
 		data[i] = byte(rand.IntN(256))
 	}
-	for _, chunk := range []int{1, 4096, 1 << 20} {
+	for _, chunk := range []int{7, 4096, 1 << 20} {
 		ra := newReadahead(iotest.HalfReader(bytes.NewReader(data)), chunk, 3)
 		got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(ra, 100)))
 		if err != nil {
