@@ -214,25 +214,7 @@ var ErrNotDir = errors.New("not a directory")
 // Lookup finds the entry at path p ("/a/b", "a/b", "." and "/" all work) without following
 // symlinks in any component.
 func (ix *Index) Lookup(p string) (ID, error) {
-	id := Root
-	for _, c := range strings.Split(p, "/") {
-		if c == "" || c == "." {
-			continue
-		}
-		if c == ".." {
-			id = ix.parentOrRoot(id)
-			continue
-		}
-		if ix.Type(id) != Dir {
-			return 0, fmt.Errorf("%s: %w", p, ErrNotDir)
-		}
-		next, ok := ix.Child(id, c)
-		if !ok {
-			return 0, fmt.Errorf("%s: %w", p, ErrNotExist)
-		}
-		id = next
-	}
-	return id, nil
+	return ix.resolveFrom(Root, p, noFollow, nil)
 }
 
 func (ix *Index) parentOrRoot(id ID) ID {
@@ -253,10 +235,23 @@ var ErrLoop = errors.New("too many levels of symbolic links")
 // followed (like lstat); parents always are.
 func (ix *Index) Resolve(p string, follow bool) (ID, error) {
 	hops := 0
-	return ix.resolveFrom(Root, p, follow, &hops)
+	mode := followParents
+	if follow {
+		mode = followAll
+	}
+	return ix.resolveFrom(Root, p, mode, &hops)
 }
 
-func (ix *Index) resolveFrom(dir ID, p string, follow bool, hops *int) (ID, error) {
+// followMode says which symlinks a path walk follows.
+type followMode uint8
+
+const (
+	noFollow      followMode = iota // none (Lookup)
+	followParents                   // all but the final component (lstat)
+	followAll                       // all (stat)
+)
+
+func (ix *Index) resolveFrom(dir ID, p string, follow followMode, hops *int) (ID, error) {
 	if strings.HasPrefix(p, "/") {
 		dir = Root
 	}
@@ -279,14 +274,14 @@ func (ix *Index) resolveFrom(dir ID, p string, follow bool, hops *int) (ID, erro
 		}
 		// A trailing slash ("lib/") names the directory a symlink points to, as in POSIX.
 		last := i == len(parts)-1
-		if ix.Type(next) == Symlink && (!last || follow) {
+		if ix.Type(next) == Symlink && follow != noFollow && (!last || follow == followAll) {
 			*hops++
 			if *hops > MaxSymlinkHops {
 				return 0, fmt.Errorf("%s: %w", p, ErrLoop)
 			}
 			target := ix.Inode(ix.Ino(next)).Link
 			var err error
-			next, err = ix.resolveFrom(id, target, true, hops)
+			next, err = ix.resolveFrom(id, target, followAll, hops)
 			if err != nil {
 				return 0, err
 			}
