@@ -23,7 +23,6 @@ import (
 	"github.com/ocirender/ocirender/export"
 	"github.com/ocirender/ocirender/index"
 	"github.com/ocirender/ocirender/internal/imagetest"
-	"github.com/ocirender/ocirender/overlay"
 )
 
 type F = imagetest.File
@@ -57,20 +56,7 @@ func mtime(i int) func(*F) {
 // merge applies layers (each a list of entries) and returns the index and the raw layers.
 func merge(t testing.TB, layers ...[]F) (*index.Index, [][]byte) {
 	t.Helper()
-	m := overlay.New(overlay.Options{})
-	var raw [][]byte
-	for i, files := range layers {
-		b := imagetest.Layer(files...)
-		raw = append(raw, b)
-		ch, err := overlay.ReadChanges(bytes.NewReader(b), overlay.ScanOptions{Layer: i})
-		if err != nil {
-			t.Fatalf("layer %d: %v", i, err)
-		}
-		if err := m.Apply(ch); err != nil {
-			t.Fatalf("layer %d: %v", i, err)
-		}
-	}
-	ix, err := m.Index()
+	ix, raw, err := imagetest.Merge(layers...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,21 +33,7 @@ func dev(maj, min int64) func(*F) { return func(f *F) { f.Devmajor, f.Devminor =
 // merge applies layers (each a list of entries) and returns the index and the raw layers.
 func merge(t testing.TB, layers ...[]F) (*index.Index, [][]byte, error) {
 	t.Helper()
-	m := overlay.New(overlay.Options{})
-	var raw [][]byte
-	for i, files := range layers {
-		b := imagetest.Layer(files...)
-		raw = append(raw, b)
-		ch, err := overlay.ReadChanges(bytes.NewReader(b), overlay.ScanOptions{Layer: i})
-		if err != nil {
-			return nil, raw, fmt.Errorf("layer %d: %w", i, err)
-		}
-		if err := m.Apply(ch); err != nil {
-			return nil, raw, fmt.Errorf("layer %d: %w", i, err)
-		}
-	}
-	ix, err := m.Index()
-	return ix, raw, err
+	return imagetest.Merge(layers...)
 }
 
 // render lists the tree one line per entry: path, type, mode, owner, then what the type
