@@ -4,26 +4,92 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/ocirender/ocirender/export"
+	"github.com/ocirender/ocirender/export/squashfs"
 )
 
 type exportFlags struct {
 	imageFlags
 	format, out, tmp string
+	squashfs         squashfsFlags
+}
+
+// squashfsFlags are the flags of --format squashfs.
+type squashfsFlags struct {
+	compression string
+	level       int
+	blockSize   string
+	threads     int
+	exportable  bool
+}
+
+func (s *squashfsFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&s.compression, "compression", squashfs.Zstd, "squashfs: compressor, zstd, gzip or xz")
+	fs.IntVar(&s.level, "level", 0, "squashfs: compression level (default: zstd 3, gzip 9)")
+	fs.StringVar(&s.blockSize, "block-size", "128K", "squashfs: data block size, a power of two from 4K to 1M")
+	fs.IntVar(&s.threads, "threads", 0, "squashfs: compressor threads (default: all cores)")
+	fs.BoolVar(&s.exportable, "exportable", false, "squashfs: add the NFS export table")
+}
+
+// options checks the flags; SOURCE_DATE_EPOCH, when set, is the image's creation time.
+func (s *squashfsFlags) options(getenv func(string) string) (squashfs.Options, error) {
+	o := squashfs.Options{Compression: s.compression, Level: s.level, Threads: s.threads, Exportable: s.exportable}
+	bs, err := parseSize(s.blockSize)
+	if err != nil || bs < 4096 || bs > 1<<20 || bs&(bs-1) != 0 {
+		return o, usagef("export: --block-size %q: want a power of two from 4K to 1M", s.blockSize)
+	}
+	o.BlockSize = bs
+	switch s.compression {
+	case squashfs.Zstd, squashfs.Gzip, squashfs.XZ:
+	default:
+		return o, usagef("export: unknown --compression %q (want zstd, gzip or xz)", s.compression)
+	}
+	if s.threads < 0 {
+		return o, usagef("export: --threads %d: want 0 (all cores) or more", s.threads)
+	}
+	if v := getenv("SOURCE_DATE_EPOCH"); v != "" {
+		sec, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || sec < 0 {
+			return o, usagef("export: SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
+		}
+		o.MkfsTime = time.Unix(sec, 0)
+	}
+	return o, nil
+}
+
+// parseSize reads 4096, 4K, 128k, 1M.
+func parseSize(s string) (int, error) {
+	mult := 1
+	switch {
+	case strings.HasSuffix(s, "K"), strings.HasSuffix(s, "k"):
+		mult, s = 1<<10, s[:len(s)-1]
+	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
+		mult, s = 1<<20, s[:len(s)-1]
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 || n > 1<<20 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
 }
 
 var exportVerb = &verb{
 	name:  "export",
-	args:  "--format tar|dir -o OUT [flags] IMAGE",
-	short: "write the merged image as a tar stream (-o - for stdout) or a directory",
+	args:  "--format tar|dir|squashfs -o OUT [flags] IMAGE",
+	short: "write the merged image as a tar stream (-o - for stdout), a directory or a squashfs image",
 	setup: func(fs *pflag.FlagSet) runFunc {
 		f := &exportFlags{}
-		fs.StringVarP(&f.format, "format", "f", "", "output format: tar or dir")
+		fs.StringVarP(&f.format, "format", "f", "", "output format: tar, dir or squashfs")
 		fs.StringVarP(&f.out, "output", "o", "", "output path; for tar, - writes to stdout")
 		fs.StringVar(&f.tmp, "tmp-dir", "", "where to keep decompressed layers while exporting (default $TMPDIR)")
+		f.squashfs.register(fs)
 		f.register(fs)
 		return f.run
 	},
@@ -36,16 +102,25 @@ func (f *exportFlags) run(ctx context.Context, args []string, stdout, stderr io.
 	if f.out == "" {
 		return usagef("export: -o OUT is required")
 	}
+	var sqfsOpts squashfs.Options
 	switch f.format {
 	case "tar":
 	case "dir":
 		if f.out == "-" {
 			return usagef("export: a directory cannot go to stdout")
 		}
+	case "squashfs":
+		if f.out == "-" {
+			return usagef("export: a squashfs image cannot go to stdout")
+		}
+		var err error
+		if sqfsOpts, err = f.squashfs.options(os.Getenv); err != nil {
+			return err
+		}
 	case "":
-		return usagef("export: --format is required (tar or dir)")
+		return usagef("export: --format is required (tar, dir or squashfs)")
 	default:
-		return usagef("export: unknown format %q (want tar or dir)", f.format)
+		return usagef("export: unknown format %q (want tar, dir or squashfs)", f.format)
 	}
 	// Fail on an existing destination before doing any work.
 	if f.out != "-" && f.format == "dir" {
@@ -63,6 +138,19 @@ func (f *exportFlags) run(ctx context.Context, args []string, stdout, stderr io.
 	total := img.Index.ContentSize()
 	report := func(n int64) { p.update("writing", n, total) }
 	switch f.format {
+	case "squashfs":
+		sqfsOpts.Progress = report
+		sqfsOpts.Notice = func(msg string) {
+			p.done()
+			fmt.Fprintf(stderr, "ocirender: notice: %s\n", msg)
+		}
+		return export.WriteFileAtomic(ctx, f.out, func(w io.Writer) error {
+			wa, ok := w.(io.WriterAt)
+			if !ok {
+				return fmt.Errorf("export: squashfs needs a seekable output")
+			}
+			return squashfs.Write(ctx, wa, img.Index, img.Content(), sqfsOpts)
+		})
 	case "tar":
 		opts := export.TarOptions{Progress: report}
 		if f.out == "-" {
