@@ -60,8 +60,8 @@ type dataPass struct {
 	progress func(int64)
 
 	// Producer state.
-	tails   map[uint64]tailLoc  // tail content hash -> first tail with it
-	bySize  map[int64][]int32   // multi-block files by size, for whole-file dedup
+	tails   map[uint64]tailLoc // tail content hash -> first tail with it
+	bySize  map[int64][]int32  // multi-block files by size, for whole-file dedup
 	sums    map[int32][sha256.Size]byte
 	scratch []byte
 	dups    bool // some data was deduplicated
@@ -216,7 +216,7 @@ func (d *dataPass) produce(ctx context.Context, free <-chan *job, order, work ch
 		order <- j
 		work <- j
 	}
-	var frag *job // fragment block being filled
+	var frag *job     // fragment block being filled
 	var fragNo uint32 // its number in the fragment table
 	fill := 0
 	for _, f := range d.order {

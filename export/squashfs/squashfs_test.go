@@ -317,7 +317,7 @@ func TestDedup(t *testing.T) {
 		node{path: "a", typ: index.Reg, mode: 0o644, body: random},
 		node{path: "b", typ: index.Reg, mode: 0o644, body: random},
 		node{path: "c", typ: index.Reg, mode: 0o644, body: random[:bs+100]}, // same size as no other
-		node{path: "d", typ: index.Reg, mode: 0o644, body: random[8*bs:]},  // a's tail
+		node{path: "d", typ: index.Reg, mode: 0o644, body: random[8*bs:]},   // a's tail
 	)
 	img := writeImage(t, ix, layers, squashfs.Options{})
 	fi, err := os.Stat(img)

@@ -34,10 +34,10 @@ type node struct {
 
 const epoch1 = 1700000000_123456789
 
-func dirN(p string) node             { return node{path: p, typ: index.Dir, mode: 0o755} }
-func regN(p, body string) node       { return node{path: p, typ: index.Reg, mode: 0o644, body: []byte(body)} }
-func symN(p, target string) node     { return node{path: p, typ: index.Symlink, mode: 0o777, link: target} }
-func hardN(p, target string) node    { return node{path: p, hardlnk: target} }
+func dirN(p string) node               { return node{path: p, typ: index.Dir, mode: 0o755} }
+func regN(p, body string) node         { return node{path: p, typ: index.Reg, mode: 0o644, body: []byte(body)} }
+func symN(p, target string) node       { return node{path: p, typ: index.Symlink, mode: 0o777, link: target} }
+func hardN(p, target string) node      { return node{path: p, hardlnk: target} }
 func (n node) with(f func(*node)) node { f(&n); return n }
 
 // zeroLayer reads as zeros everywhere.
