@@ -552,8 +552,10 @@ func TestDirFileSpan(t *testing.T) {
 		cut := [][]byte{raw[0][:offsetOf(t, ix, "big")+1000], raw[1]}
 		ls, _ := spanLayers(t, parent, cut)
 		err := export.Dir(context.Background(), filepath.Join(parent, "out"), ix, ls, export.DirOptions{})
-		if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "big") || !strings.Contains(err.Error(), "layer 0") {
-			t.Fatalf("Dir = %v, want an unexpected EOF naming big and layer 0", err)
+		// Every file of layer 0 from big on lies past the cut; the workers race, so any of
+		// them may be the one reported.
+		if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "layer 0") {
+			t.Fatalf("Dir = %v, want an unexpected EOF naming layer 0", err)
 		}
 		noLeftovers(t, parent, filepath.Base(ls[0].(spanLayer).f.Name()), filepath.Base(ls[1].(spanLayer).f.Name()))
 	})
