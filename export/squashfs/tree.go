@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/ocirender/ocirender/index"
 )
@@ -36,6 +37,7 @@ type builder struct {
 	xattrs xattrTable
 
 	mkfsTime uint32
+	clamped  int // inodes whose mtime squashfs cannot hold
 
 	// Filled by writeTree.
 	inodes, dirs *metaWriter
@@ -55,6 +57,9 @@ func (b *builder) plan() error {
 	var newest int64
 	if err := b.number(index.Root, &newest); err != nil {
 		return err
+	}
+	if b.clamped > 1 && b.opts.Notice != nil {
+		b.opts.Notice(fmt.Sprintf("%d mtimes outside 1970..2106 clamped in all", b.clamped))
 	}
 	if t := b.opts.MkfsTime; !t.IsZero() {
 		b.mkfsTime = clampTime(t.Unix())
@@ -98,6 +103,13 @@ func (b *builder) numberInode(id index.ID, newest *int64) error {
 	b.num[ino] = b.count
 	in := b.ix.Inode(ino)
 	*newest = max(*newest, in.Mtime)
+	if in.Mtime < 0 || in.Mtime >= (math.MaxUint32+1)*1e9 {
+		if b.clamped == 0 && b.opts.Notice != nil {
+			b.opts.Notice(fmt.Sprintf("%s: mtime %s is outside what squashfs stores (1970..2106): clamped",
+				b.ix.Path(id), time.Unix(0, in.Mtime).UTC().Format(time.RFC3339)))
+		}
+		b.clamped++
+	}
 	for _, id := range [2]uint32{in.UID, in.GID} {
 		if _, ok := b.idIdx[id]; !ok {
 			if len(b.ids) == maxIDs {
