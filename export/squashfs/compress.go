@@ -57,8 +57,7 @@ func newCodec(name string, level, window int) (*codec, error) {
 			// One segment per block: the frame's window is the block itself, which is what
 			// the kernel's decompressor (sized for one block) accepts.
 			enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1),
-				zstd.WithSingleSegment(true), zstd.WithEncoderCRC(false), zstd.WithWindowSize(window),
-				zstd.WithLowerEncoderMem(true))
+				zstd.WithSingleSegment(true), zstd.WithEncoderCRC(false), zstd.WithWindowSize(window))
 			if err != nil {
 				return nil, err
 			}
