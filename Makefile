@@ -26,8 +26,12 @@ deps:
 	  else echo "not root: cannot install$$missing; tests that need them will skip"; fi; \
 	fi
 
+# test: every package under the race detector in -short mode (which skips the slow,
+# tool-heavy cases), then the full end-to-end, squashfs and layer suites without it (they
+# drive real tools and large streams, where the race detector only adds minutes).
 test: deps lint
-	$(GO) test -race -timeout 20m $(PKGS)
+	$(GO) test -race -short -timeout 15m $(PKGS)
+	$(GO) test -timeout 30m ./tests/ ./export/squashfs/ ./layer/
 
 # unit runs the fast package tests only (no real tools, no root).
 unit:
