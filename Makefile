@@ -43,13 +43,17 @@ demo: build
 	$(BIN)/ocirender ls -l -R $(DEMO)/sample
 	@echo "== ocirender stat $(DEMO)/sample /usr/bin/ping"
 	$(BIN)/ocirender stat $(DEMO)/sample /usr/bin/ping
-	rm -rf $(DEMO)/sample.tar $(DEMO)/rootfs
+	rm -rf $(DEMO)/sample.tar $(DEMO)/rootfs $(DEMO)/sample.sqfs
 	$(BIN)/ocirender export --format tar -o $(DEMO)/sample.tar $(DEMO)/sample
 	@echo "== tar -tvf $(DEMO)/sample.tar"
 	tar --numeric-owner -tvf $(DEMO)/sample.tar
 	$(BIN)/ocirender export --format dir -o $(DEMO)/rootfs $(DEMO)/sample
 	@echo "== exported directory $(DEMO)/rootfs"
 	ls -lAR $(DEMO)/rootfs
+	rm -f $(DEMO)/sample.sqfs
+	$(BIN)/ocirender export --format squashfs -o $(DEMO)/sample.sqfs $(DEMO)/sample
+	@echo "== unsquashfs -lln $(DEMO)/sample.sqfs"
+	@if command -v unsquashfs >/dev/null; then unsquashfs -lln $(DEMO)/sample.sqfs; else echo "(unsquashfs not installed: make deps)"; fi
 
 bench: build deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./tests/ | tee bench.txt
