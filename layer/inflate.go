@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 )
 
 // The inflater decodes raw DEFLATE data (RFC 1951). It is ours rather than
@@ -69,6 +70,7 @@ type inflater struct {
 
 	state      blockState
 	final      bool
+	stopAt     int64 // inflate also returns at a block header at or after this bit offset
 	storedLeft int
 	lit        *[litTableSize]uint32
 	dist       *[distTableSize]uint32
@@ -78,10 +80,16 @@ type inflater struct {
 
 func newInflater(src io.Reader) *inflater {
 	return &inflater{
-		src: src,
-		in:  make([]byte, 0, inSize),
-		out: make([]byte, outSize),
+		src:    src,
+		in:     make([]byte, 0, inSize),
+		out:    make([]byte, outSize),
+		stopAt: math.MaxInt64,
 	}
+}
+
+// bitPos is the position in the compressed stream of the next unconsumed bit.
+func (f *inflater) bitPos() int64 {
+	return f.inBase*8 + int64(f.ip)*8 - int64(f.nb)
 }
 
 // offset is the position in the compressed stream of the byte holding the
@@ -205,7 +213,8 @@ func (f *inflater) slide() int {
 	return shift
 }
 
-// inflate decodes until op reaches outLimit or the stream ends (done).
+// inflate decodes until op reaches outLimit, the stream ends (done), or
+// a block header starts at or after bit offset stopAt.
 func (f *inflater) inflate() (done bool, err error) {
 	for f.state != stateDone {
 		if f.op >= outLimit {
@@ -213,6 +222,9 @@ func (f *inflater) inflate() (done bool, err error) {
 		}
 		switch f.state {
 		case stateHeader:
+			if f.bitPos() >= f.stopAt {
+				return false, nil
+			}
 			if err := f.blockHeader(); err != nil {
 				return false, err
 			}
