@@ -140,7 +140,7 @@ func decompress(r io.Reader, declared Compression, known bool, opts Options, par
 				return nil, d.wrap(err)
 			}
 			d.dec = g
-			d.release = g.shutdown
+			d.release = func() { g.Close() }
 			break
 		}
 		g, err := newGzipReader(br)

@@ -8,7 +8,9 @@
 //     zstd (including several frames and skippable frames), bzip2 and xz,
 //     with every failure reported as a readable error and a bound on the
 //     uncompressed size ([Decompress]). gzip goes through our own DEFLATE
-//     decoder (inflate.go), the hot path of every export; zstd through
+//     decoder (inflate.go), the hot path of every export, which can also
+//     spread one large member over several goroutines ([Options.Parallel],
+//     pargzip.go); zstd through
 //     klauspost/compress, xz through ulikunitz/xz, bzip2 through the
 //     standard library;
 //   - the [Spool], an anonymous temporary file that keeps a layer's

@@ -81,8 +81,6 @@ type parGzipReader struct {
 	stats parStats
 }
 
-const debugPar = false
-
 // parStats counts what happened to the jobs, for tests and benchmarks.
 type parStats struct {
 	adopted, dropped int
@@ -155,9 +153,6 @@ func (p *parGzipReader) fill() {
 func (p *parGzipReader) drop() {
 	j := p.queue[0]
 	if j.result != nil {
-		if debugPar {
-			println("drop", j.result.start, j.result.stored, j.startBit, p.g.f.bitPos(), p.g.f.state)
-		}
 		p.stats.dropped++
 		j.result.release(p.bufs)
 	}
@@ -184,7 +179,6 @@ func (p *parGzipReader) shutdown() {
 		}
 	}
 	p.queue = nil
-	p.releasePieces()
 }
 
 func (p *parGzipReader) releasePieces() {
@@ -198,6 +192,7 @@ func (p *parGzipReader) releasePieces() {
 
 func (p *parGzipReader) Close() error {
 	p.shutdown()
+	p.releasePieces()
 	return nil
 }
 
@@ -276,9 +271,10 @@ func (p *parGzipReader) produce() error {
 			}
 		}
 		if err != nil {
+			// Output decoded before the error goes out first.
 			p.g.err = err
 			p.shutdown()
-			return err
+			continue
 		}
 		p.recycle()
 	}
@@ -342,9 +338,6 @@ func (p *parGzipReader) body() error {
 				return p.adopt(r)
 			}
 			if pos > r.start {
-				if debugPar {
-					println("drop: main at", pos, "result start", r.start, "chunk start", j.startBit)
-				}
 				p.drop()
 				continue
 			}
@@ -389,10 +382,10 @@ func (p *parGzipReader) inflate(stop int64) error {
 	start := f.op
 	f.stopAt = stop
 	done, err := f.inflate()
-	p.emit(f.out[start:f.op], nil)
 	if err != nil {
-		return err
+		return err // what it decoded may run past the end of the input
 	}
+	p.emit(f.out[start:f.op], nil)
 	if done {
 		if err := p.g.readTrailer(); err != nil {
 			return err
