@@ -377,8 +377,9 @@ func (w *worker) decode(j *chunkJob, c candidate, exact bool) (*chunkResult, int
 		res.release(w.bufs)
 		return nil, produced
 	}
+	wideCount := 0 // uint16 output, which takes twice the memory
 	stop := func() bool { // a stop inside a block, at a limit
-		return produced >= w.maxOut || f.bitPos() >= j.endBit+int64(w.in.chunkSize)*8
+		return produced+wideCount >= w.maxOut || f.bitPos() >= j.endBit+int64(w.in.chunkSize)*8
 	}
 	stopped := false
 	for !exact {
@@ -386,6 +387,7 @@ func (w *worker) decode(j *chunkJob, c candidate, exact bool) (*chunkResult, int
 			break
 		}
 		produced = wideDone + op - windowSize
+		wideCount = produced
 		if produced >= acceptOut {
 			accepted = true
 		}
@@ -454,6 +456,7 @@ func (w *worker) decode(j *chunkJob, c candidate, exact bool) (*chunkResult, int
 		res.wideEnd = append(res.wideEnd, op)
 		wideBuf = nil
 		produced = wideDone + op - windowSize
+		wideCount = produced
 	}
 	if stopped && f.state == stateDone {
 		f.unread() // as inflate does after the last block
