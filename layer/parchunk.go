@@ -377,7 +377,7 @@ func (w *worker) decode(j *chunkJob, c candidate, exact bool) (*chunkResult, int
 		res.release(w.bufs)
 		return nil, produced
 	}
-	wideCount := 0 // uint16 output, which takes twice the memory
+	wideCount := 0        // uint16 output, which takes twice the memory
 	stop := func() bool { // a stop inside a block, at a limit
 		return produced+wideCount >= w.maxOut || f.bitPos() >= j.endBit+int64(w.in.chunkSize)*8
 	}
