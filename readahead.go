@@ -16,7 +16,8 @@ type readahead struct {
 	cur   []byte // its unread part
 	err   error  // from r, once full is drained
 	errc  chan error
-	done  chan struct{}
+	done  chan struct{} // closed by Close
+	gone  chan struct{} // closed when fill returns
 	close sync.Once
 }
 
@@ -26,6 +27,7 @@ func newReadahead(r io.Reader, chunkSize, depth int) *readahead {
 		free: make(chan []byte, depth+1),
 		errc: make(chan error, 1),
 		done: make(chan struct{}),
+		gone: make(chan struct{}),
 	}
 	for range depth + 1 {
 		ra.free <- make([]byte, chunkSize)
@@ -35,6 +37,7 @@ func newReadahead(r io.Reader, chunkSize, depth int) *readahead {
 }
 
 func (ra *readahead) fill(r io.Reader) {
+	defer close(ra.gone)
 	defer close(ra.full)
 	for {
 		var buf []byte
@@ -82,8 +85,10 @@ func (ra *readahead) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close stops the goroutine; the reader it was given is not closed.
+// Close stops the goroutine and waits until it no longer uses the reader it was given, so
+// that the caller may close that reader next. It does not close it.
 func (ra *readahead) Close() error {
 	ra.close.Do(func() { close(ra.done) })
+	<-ra.gone
 	return nil
 }
