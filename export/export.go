@@ -50,7 +50,24 @@ var ErrExists = errors.New("export: destination exists")
 // WriteFileAtomic creates path through a temporary file in the same directory, calls write,
 // syncs and renames it into place. On any error, or if ctx is cancelled, the temporary file is
 // removed and path is left untouched.
+//
+// A destination that exists and is not a regular file (/dev/null, /dev/stdout, a fifo) is
+// written in place: renaming over it would replace a device with a file.
 func WriteFileAtomic(ctx context.Context, path string, write func(w io.Writer) error) (err error) {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		if fi.IsDir() {
+			return fmt.Errorf("%w: %s is a directory", ErrExists, path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		if err := write(f); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
