@@ -59,7 +59,11 @@ func stdInflate(data []byte) ([]byte, int64, error) {
 }
 
 func TestInflateMatchesOracle(t *testing.T) {
-	text := layerLike(3<<20, 11)
+	size, zeros := 3<<20, 5<<20
+	if testing.Short() {
+		size, zeros = 512<<10, 1<<20 // make test runs every package under -race -short
+	}
+	text := layerLike(size, 11)
 	farMatch := append(layerLike(40000, 12), layerLike(40000, 12)...) // repeats at distance 40000 > 32K: literals
 	window := append(periodic(32768, 251), periodic(32768, 251)...)   // distance exactly 32768 is legal
 	tests := []struct {
@@ -80,7 +84,7 @@ func TestInflateMatchesOracle(t *testing.T) {
 		{"one byte", []byte{42}, func(t *testing.T, d []byte) []byte { return stdDeflateWith(t, d, 6) }},
 		{"far repeat", farMatch, func(t *testing.T, d []byte) []byte { return stdDeflateWith(t, d, 9) }},
 		{"window-sized distance", window, func(t *testing.T, d []byte) []byte { return stdDeflateWith(t, d, 9) }},
-		{"zeros", make([]byte, 5<<20), func(t *testing.T, d []byte) []byte { return deflateWith(t, d, 6, 0) }},
+		{"zeros", make([]byte, zeros), func(t *testing.T, d []byte) []byte { return deflateWith(t, d, 6, 0) }},
 	}
 	for period := 1; period <= 17; period++ {
 		tests = append(tests, struct {

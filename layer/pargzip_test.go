@@ -97,7 +97,11 @@ func pigz(t testing.TB, data []byte, args ...string) []byte {
 }
 
 func TestParallelMatchesSequential(t *testing.T) {
-	data := layerLike(3<<20, 51)
+	size, zeros := 3<<20, 40<<20
+	if testing.Short() {
+		size, zeros = 512<<10, 4<<20 // make test runs every package under -race -short
+	}
+	data := layerLike(size, 51)
 	small := data[:300<<10]
 	tests := []struct {
 		name string
@@ -116,13 +120,14 @@ func TestParallelMatchesSequential(t *testing.T) {
 		{"stored", func(t *testing.T) []byte { return gzipWith(t, data, flate.NoCompression, 0) }},
 		{"stored small blocks", func(t *testing.T) []byte { return stdGzipWith(t, small, 0, 777) }},
 		{"incompressible", func(t *testing.T) []byte { return gzipWith(t, incompressible(2<<20), 6, 0) }},
-		{"zeros", func(t *testing.T) []byte { return gzipWith(t, make([]byte, 40<<20), 9, 0) }},
+		{"zeros", func(t *testing.T) []byte { return gzipWith(t, make([]byte, zeros), 9, 0) }},
 		{"empty", func(t *testing.T) []byte { return gzipWith(t, nil, 6, 0) }},
 		{"one byte", func(t *testing.T) []byte { return gzipWith(t, []byte{7}, 6, 0) }},
 		{"tiny", func(t *testing.T) []byte { return runTool(t, []byte("hello, world\n"), "gzip", "-c") }},
 		{"members", func(t *testing.T) []byte {
-			return cat(gzipWith(t, data[:1<<20], 6, 0), pigz(t, data[1<<20:3<<20]), gzipWith(t, nil, 6, 0),
-				runTool(t, data[3<<20:], "gzip", "-1", "-c"))
+			q := len(data) / 3
+			return cat(gzipWith(t, data[:q], 6, 0), pigz(t, data[q:2*q]), gzipWith(t, nil, 6, 0),
+				runTool(t, data[2*q:], "gzip", "-1", "-c"))
 		}},
 		{"zero padding", func(t *testing.T) []byte { return cat(gzipWith(t, small, 6, 0), make([]byte, 10000)) }},
 		{"garbage after", func(t *testing.T) []byte { return cat(gzipWith(t, small, 6, 0), []byte("junk")) }},
@@ -186,10 +191,14 @@ func TestParallelDamaged(t *testing.T) {
 		{"members", cat(gzipWith(t, data[:100<<10], 1, 0), gzipWith(t, data[100<<10:], 9, 0))},
 	}
 	cfg := parallelConfig{workers: 2, chunkSize: 3000, maxJobOut: 64 << 10}
+	cuts := 40
+	if testing.Short() {
+		cuts = 6 // make test runs every package under -race -short
+	}
 	for _, s := range streams {
 		n := len(s.blob)
-		for i := 0; i < 40; i++ {
-			at := 1 + i*(n-1)/40
+		for i := 0; i < cuts; i++ {
+			at := 1 + i*(n-1)/cuts
 			if want, wantErr, diff := decodeBoth(s.blob[:at], cfg, i%2 == 0); diff != "" || wantErr == nil {
 				t.Errorf("%s cut to %d of %d bytes: %s (sequential: %d bytes, %v)", s.name, at, n, diff, len(want), wantErr)
 			}
