@@ -33,6 +33,10 @@ func report(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, pflag.ErrHelp) {
 		return 0
 	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "ocirender: interrupted")
+		return 1
+	}
 	fmt.Fprintf(stderr, "ocirender: %s\n", oneLine(err.Error()))
 	var u usageError
 	if errors.As(err, &u) {
