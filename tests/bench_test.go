@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ocirender/ocirender"
 	"github.com/ocirender/ocirender/image"
+	"github.com/ocirender/ocirender/tests/internal/fixture"
 )
 
 // The benchmarks measure whole commands on the Debian oracle image (tag benchTag) against the
@@ -36,8 +38,16 @@ func (u *usage) add(o usage) {
 
 // measure runs a command (stdout to stdoutPath, or discarded) and returns its wall time, CPU
 // time (user+system of it and its children) and peak RSS.
+//
+// The peak RSS comes from GNU time run in between: a child's ru_maxrss starts at the peak of
+// the process that forked it, which for a benchmark holding a large fixture would swamp it.
 func measure(b *testing.B, stdoutPath string, name string, args ...string) usage {
 	b.Helper()
+	rssFile := filepath.Join(b.TempDir(), "rss")
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		args = append([]string{"-f", "%M", "-o", rssFile, name}, args...)
+		name = "/usr/bin/time"
+	}
 	cmd := exec.Command(name, args...)
 	if stdoutPath != "" {
 		f, err := os.Create(stdoutPath)
@@ -70,7 +80,13 @@ func measure(b *testing.B, stdoutPath string, name string, args ...string) usage
 	wall := time.Since(start)
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	return usage{wall: wall, cpu: cpu, rssKB: ru.Maxrss}
+	rss := ru.Maxrss
+	if out, err := os.ReadFile(rssFile); err == nil {
+		if _, err := fmt.Sscan(string(out), &rss); err != nil {
+			b.Fatalf("GNU time wrote %q: %v", out, err)
+		}
+	}
+	return usage{wall: wall, cpu: cpu, rssKB: rss}
 }
 
 type benchImage struct {
@@ -149,4 +165,46 @@ func BenchmarkExportDir(b *testing.B) {
 		b.StartTimer()
 	}
 	report(b, ours, peer, "umoci", bi.entries)
+}
+
+// BenchmarkManyEntries: peak RSS of `ocirender ls -R` and of a tar export on a synthetic
+// image of 300 000 small files. Target: ≤ 150 MB + 300 bytes per entry.
+func BenchmarkManyEntries(b *testing.B) {
+	const n = 300_000
+	layout := manyEntries(b, n)
+	var ls, tarExport usage
+	for b.Loop() {
+		ls.add(measure(b, os.DevNull, ocirenderBin(b), "ls", "-q", "-R", layout))
+		tarExport.add(measure(b, os.DevNull, ocirenderBin(b), "export", "-q", "--format", "tar", "-o", "-", layout))
+	}
+	nf := float64(b.N)
+	b.ReportMetric(ls.wall.Seconds()/nf, "s-wall-ls")
+	b.ReportMetric(tarExport.wall.Seconds()/nf, "s-wall-tar")
+	b.ReportMetric(float64(ls.rssKB)/1024, "MB-peak-rss-ls")
+	b.ReportMetric(float64(tarExport.rssKB)/1024, "MB-peak-rss-tar")
+	b.ReportMetric((float64(max(ls.rssKB, tarExport.rssKB)*1024)-150<<20)/n, "B-rss-above-150MB/entry")
+}
+
+// manyEntries writes a layout of one gzip layer holding n entries: directories of 99 files.
+func manyEntries(b *testing.B, n int) string {
+	layout := filepath.Join(b.TempDir(), "many")
+	var entries []fixture.Entry
+	for d := 0; d < n/100; d++ {
+		entries = append(entries, fixture.Entry{Name: fmt.Sprintf("usr/share/pkg%05d/", d), Type: tar.TypeDir})
+		for f := 0; f < 99; f++ {
+			entries = append(entries, fixture.Entry{Name: fmt.Sprintf("usr/share/pkg%05d/file-%03d.txt", d, f), Body: "0123456789"})
+		}
+	}
+	data, err := fixture.Tar(entries)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := fixture.CreateLayout(layout)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := l.AddImage("many", []fixture.Layer{fixture.GzipLayer(data)}); err != nil {
+		b.Fatal(err)
+	}
+	return layout
 }
