@@ -16,12 +16,14 @@
 package ocirender
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -170,12 +172,7 @@ func largestFirst(ls []image.Layer) []int {
 	for i := range order {
 		order[i] = i
 	}
-	// Insertion sort: images have tens of layers.
-	for i := 1; i < len(order); i++ {
-		for j := i; j > 0 && ls[order[j]].Size > ls[order[j-1]].Size; j-- {
-			order[j], order[j-1] = order[j-1], order[j]
-		}
-	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(ls[b].Size, ls[a].Size) })
 	return order
 }
 
