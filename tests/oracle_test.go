@@ -117,15 +117,24 @@ func fileSum(t *testing.T, p string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// umociTree unpacks image:tag with umoci and scans the rootfs.
+// umociTrees remembers what umociTree found, so that the tests of each output format share
+// one umoci unpack per image and tag (the slowest step of the suite).
+var umociTrees = map[string][]verify.Entry{}
+
+// umociTree unpacks image:tag with umoci and scans the rootfs. Callers must not modify the
+// entries: they are shared.
 func umociTree(t *testing.T, ctx context.Context, image, tag string) []verify.Entry {
 	t.Helper()
+	if e, ok := umociTrees[image+":"+tag]; ok {
+		return e
+	}
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	mustRun(t, ctx, "umoci", "unpack", "--image", image+":"+tag, bundle)
 	entries := scan(t, filepath.Join(bundle, "rootfs"))
 	if err := os.RemoveAll(bundle); err != nil {
 		t.Fatal(err)
 	}
+	umociTrees[image+":"+tag] = entries
 	return entries
 }
 
