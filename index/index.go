@@ -130,17 +130,6 @@ func (ix *Index) Inodes() int { return len(ix.inodes) }
 // HasXattrs reports whether any inode carries an extended attribute.
 func (ix *Index) HasXattrs() bool { return len(ix.xsets) > 1 }
 
-// Layers is one more than the highest layer number any inode came from.
-func (ix *Index) Layers() int {
-	n := 0
-	for i := range ix.inodes {
-		if l := int(ix.inodes[i].layer) + 1; l > n {
-			n = l
-		}
-	}
-	return n
-}
-
 func (ix *Index) str(r strRef) string {
 	return string(ix.strs[r.off : r.off+r.len])
 }
