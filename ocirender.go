@@ -147,12 +147,16 @@ func Open(ctx context.Context, path string, opts Options) (_ *Image, err error) 
 	m := overlay.New(overlay.Options{})
 	for i := range n {
 		r := <-results[i]
-		if r.err != nil {
-			cancel()
-			return nil, fmt.Errorf("%s: layer %d (%s): %w", path, i, img.Layers[i].Digest, r.err)
+		err := r.err
+		if err == nil {
+			err = m.Apply(r.changes)
 		}
-		if err := m.Apply(r.changes); err != nil {
+		if err != nil {
 			cancel()
+			var de *image.DigestError
+			if errors.As(err, &de) {
+				return nil, de // it names the image and the layer itself
+			}
 			return nil, fmt.Errorf("%s: layer %d (%s): %w", path, i, img.Layers[i].Digest, err)
 		}
 	}
@@ -205,10 +209,22 @@ func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(in
 	}
 	defer dr.Close()
 	var src io.Reader = dr
+	var ahead *readahead
 	if comp != layer.Uncompressed {
-		ahead := newReadahead(dr, 1<<20, 4)
+		ahead = newReadahead(dr, 1<<20, 4)
 		defer ahead.Close()
 		src = ahead
+	}
+	// fail reports err, unless the blob itself does not match its digest: bytes that are not
+	// what the manifest names explain any parse error after them, so say that instead.
+	fail := func(err error) scanResult {
+		if ahead != nil {
+			ahead.Close() // nothing may read the decompressor while raw is drained
+		}
+		if _, derr := io.Copy(io.Discard, raw); errors.Is(derr, image.ErrDigest) {
+			err = derr
+		}
+		return scanResult{err: err}
 	}
 	if opts.Content {
 		if comp == layer.Uncompressed {
@@ -225,12 +241,12 @@ func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(in
 	}
 	changes, err := overlay.ReadChanges(src, overlay.ScanOptions{Layer: i})
 	if err != nil {
-		return scanResult{err: err}
+		return fail(err)
 	}
 	// Read to the very end: trailing blocks must reach the spool, and the digest is only
 	// checked once the blob has been read whole.
 	if _, err := io.Copy(io.Discard, src); err != nil {
-		return scanResult{err: err}
+		return fail(err)
 	}
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return scanResult{err: err}

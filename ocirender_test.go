@@ -125,6 +125,15 @@ func TestOpenErrors(t *testing.T) {
 			return dir
 		}, "layer 0"},
 		{"missing blob", func(t *testing.T, dir string) string { os.Remove(layerPath(t, dir, 0)); return dir }, "layer 0"},
+		{"corrupt header in an uncompressed layer blames the digest", func(t *testing.T, _ string) string {
+			dir := t.TempDir()
+			imagetest.WriteLayout(dir, "", imagetest.TarBlob(base))
+			p := layerPath(t, dir, 0)
+			b, _ := os.ReadFile(p)
+			b[600] ^= 0xff // inside the second tar header: the scan fails before the blob's end
+			os.WriteFile(p, b, 0o644)
+			return dir
+		}, "digest mismatch"},
 		{"escaping name", func(t *testing.T, _ string) string {
 			dir := t.TempDir()
 			imagetest.WriteLayout(dir, "", imagetest.GzipBlob(imagetest.Layer(imagetest.Reg("../../etc/evil", "x"))))
