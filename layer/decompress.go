@@ -35,6 +35,10 @@ type Options struct {
 	// and reads the input ahead on a goroutine of its own. The reader must
 	// then be closed, which waits for a Read of r in progress.
 	Parallel int
+
+	// Record, when not nil, builds the layer's random-access Map while the stream is
+	// decoded (see access.go). Parallel is ignored when it is set.
+	Record *Recorder
 }
 
 // parallelConfig returns the parallel decoding settings for o.
