@@ -71,6 +71,7 @@ type inflater struct {
 	state      blockState
 	final      bool
 	stopAt     int64 // inflate also returns at a block header at or after this bit offset
+	stopOut    int   // inflate also returns at a block header once op reaches this
 	storedLeft int
 	lit        *[litTableSize]uint32
 	dist       *[distTableSize]uint32
@@ -80,10 +81,11 @@ type inflater struct {
 
 func newInflater(src io.Reader) *inflater {
 	return &inflater{
-		src:    src,
-		in:     make([]byte, 0, inSize),
-		out:    make([]byte, outSize),
-		stopAt: math.MaxInt64,
+		src:     src,
+		in:      make([]byte, 0, inSize),
+		out:     make([]byte, outSize),
+		stopAt:  math.MaxInt64,
+		stopOut: math.MaxInt,
 	}
 }
 
@@ -214,7 +216,8 @@ func (f *inflater) slide() int {
 }
 
 // inflate decodes until op reaches outLimit, the stream ends (done), or
-// a block header starts at or after bit offset stopAt.
+// a block header starts at or after bit offset stopAt or once op has
+// reached stopOut (gzip checkpoints stop there).
 func (f *inflater) inflate() (done bool, err error) {
 	for f.state != stateDone {
 		if f.op >= outLimit {
@@ -222,7 +225,7 @@ func (f *inflater) inflate() (done bool, err error) {
 		}
 		switch f.state {
 		case stateHeader:
-			if f.bitPos() >= f.stopAt {
+			if f.bitPos() >= f.stopAt || f.op >= f.stopOut {
 				return false, nil
 			}
 			if err := f.blockHeader(); err != nil {
