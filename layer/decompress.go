@@ -138,7 +138,7 @@ func decompress(r io.Reader, declared Compression, known bool, opts Options, par
 	case Uncompressed:
 		d.dec = br
 	case Gzip:
-		if par.workers > 1 {
+		if par.workers > 1 && opts.Record == nil { // checkpoints need the sequential decoder
 			g, err := newParGzipReader(br, par)
 			if err != nil {
 				return nil, d.wrap(err)
@@ -147,7 +147,7 @@ func decompress(r io.Reader, declared Compression, known bool, opts Options, par
 			d.release = func() { g.Close() }
 			break
 		}
-		g, err := newGzipReader(br)
+		g, err := newGzipReader(br, opts.Record)
 		if err != nil {
 			return nil, d.wrap(err)
 		}

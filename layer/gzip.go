@@ -19,6 +19,12 @@ type gzipReader struct {
 	size   uint32 // member length mod 2^32, as in the trailer
 	state  gzipState
 	err    error // sticky, including io.EOF
+
+	// Random access (gzip_access.go).
+	rec     *Recorder // when not nil, checkpoints are recorded into it
+	base    int64     // offset in the uncompressed stream of f.out[0]
+	noCheck bool      // the member was entered at a checkpoint: its trailer cannot be compared
+	step    int       // when above 0, decode about this much at a time (resumed readers serve small reads)
 }
 
 type gzipState uint8
@@ -37,8 +43,10 @@ const (
 	gzipFlagsKnown  = 1<<5 - 1
 )
 
-func newGzipReader(src io.Reader) (*gzipReader, error) {
-	g := &gzipReader{f: newInflater(src)}
+// newGzipReader reads the first member header from src. rec, when not nil,
+// receives checkpoints as the stream is decoded.
+func newGzipReader(src io.Reader, rec *Recorder) (*gzipReader, error) {
+	g := &gzipReader{f: newInflater(src), rec: rec}
 	if err := g.readHeader(); err != nil {
 		return nil, err
 	}
@@ -90,6 +98,10 @@ func (g *gzipReader) produce() error {
 				shift := f.slide()
 				g.rp -= shift
 				g.crcPos -= shift
+				g.base += int64(shift)
+			}
+			if g.rec != nil || g.step > 0 {
+				g.setStop()
 			}
 			done, err := f.inflate()
 			if err != nil {
@@ -105,9 +117,14 @@ func (g *gzipReader) produce() error {
 					return err
 				}
 				g.state = gzipNext
+			} else if g.rec != nil {
+				g.checkpoint()
 			}
 		case gzipNext:
 			if err := g.nextMember(); err != nil {
+				if err == io.EOF && g.rec != nil {
+					g.recordEnd()
+				}
 				g.err = err
 				return err
 			}
@@ -124,6 +141,10 @@ func (g *gzipReader) readTrailer() error {
 			return g.f.truncated()
 		}
 		t[i] = b
+	}
+	if g.noCheck {
+		g.noCheck = false
+		return nil
 	}
 	if binary.LittleEndian.Uint32(t[:4]) != g.crc {
 		return &corruptError{offset: g.f.offset() - 8, msg: "gzip CRC-32 mismatch"}
@@ -238,5 +259,8 @@ func (g *gzipReader) readHeader() error {
 	}
 	f.reset()
 	g.crc, g.size, g.state = 0, 0, gzipBody
+	if g.rec != nil {
+		g.memberPoint(start)
+	}
 	return nil
 }

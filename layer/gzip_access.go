@@ -1,11 +1,190 @@
 package layer
 
-import "io"
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// gzip checkpoints: where decoding of a gzip blob can start again.
+//
+// While Decompress decodes a gzip stream with a Recorder, the gzipReader notes Points:
+//
+//   - at the header of the first member (Out 0, In 0), and of any later member that starts
+//     at least Interval bytes of output after the previous point: In is 8 × the byte offset
+//     of the member header and Window is nil. Resuming there parses the header and checks
+//     the member's CRC and length as usual.
+//   - inside a member, at the first DEFLATE block header whose output offset is at least
+//     Interval past the previous point: In is the exact bit offset of the block header (our
+//     inflater's bitPos is exact, stored blocks included) and Window the output before it
+//     that the decoding from there may read, zstd-compressed: the up to 32 KiB before the
+//     point that belong to the same member. The member's CRC and length cannot be checked
+//     from there (its start was not decoded); its trailer is read and skipped.
+//
+// A Window is never nil (nor empty) inside a member, and always nil at a member header, so
+// the two kinds are told apart by Window alone.
+//
+// The inflater stops at the right block header by itself (inflater.stopOut), outside its
+// decoding loop, so recording costs one zstd compression of 32 KiB per point. Windows are
+// compressed at zstd's default level: see BenchmarkGzipWindow for sizes and speeds.
 
 // gzipRec records gzip checkpoints for a Recorder.
-type gzipRec struct{}
+type gzipRec struct {
+	next    int64  // no point before this output offset
+	scratch []byte // a window being compressed, before it gets a slice of its own
+}
+
+// windowLevel is the zstd level of checkpoint windows.
+const windowLevel = zstd.SpeedDefault
+
+// windowEncoder compresses the windows of every recording layer; EncodeAll may be called
+// concurrently.
+var windowEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(windowLevel),
+		zstd.WithWindowSize(windowSize),
+		// The checksum (4 bytes) stays: from inside a member nothing else would notice a damaged window.
+		zstd.WithLowerEncoderMem(true),
+		zstd.WithZeroFrames(true), // an empty window is a frame, not nothing, which a cache could read back as nil
+	)
+})
+
+// windowDecoder expands windows of every resumed reader; DecodeAll may be called
+// concurrently. It refuses output beyond a DEFLATE window.
+var windowDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
+	return zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(0),
+		zstd.WithDecoderMaxMemory(windowSize),
+		zstd.WithDecoderMaxWindow(windowSize),
+	)
+})
+
+// memberPoint records a point at the header of a member, which starts at byte start of
+// the blob, unless the previous point is too close.
+func (g *gzipReader) memberPoint(start int64) {
+	r := g.rec
+	out := g.base + int64(g.f.op)
+	if len(r.m.Points) > 0 && out < r.gz.next {
+		return
+	}
+	r.m.Points = append(r.m.Points, Point{Out: out, In: start * 8})
+	r.gz.next = after(out, r.interval())
+}
+
+// setStop makes the inflater return at the first block header where a point is due, or,
+// in a resumed reader, at the first one resumeStep bytes on.
+func (g *gzipReader) setStop() {
+	if g.rec == nil {
+		g.f.stopOut = g.f.op + g.step
+		return
+	}
+	// op never reaches outSize: a larger distance means no stop in this buffer.
+	g.f.stopOut = int(min(g.rec.gz.next-g.base, outSize))
+}
+
+// checkpoint records a point if the inflater stands at a block header where one is due.
+func (g *gzipReader) checkpoint() {
+	f, r := g.f, g.rec
+	out := g.base + int64(f.op)
+	if f.state != stateHeader || out < r.gz.next || r.err != nil {
+		return
+	}
+	enc, err := windowEncoder()
+	if err != nil {
+		r.err = fmt.Errorf("layer: gzip checkpoints: %w", err)
+		return
+	}
+	window := f.out[max(f.op-windowSize, f.histStart):f.op]
+	r.gz.scratch = enc.EncodeAll(window, r.gz.scratch[:0])
+	r.m.Points = append(r.m.Points, Point{Out: out, In: f.bitPos(), Window: bytes.Clone(r.gz.scratch)})
+	r.gz.next = after(out, r.interval())
+}
+
+// after returns out+interval, or the largest offset if that overflows.
+func after(out, interval int64) int64 {
+	if out > math.MaxInt64-interval {
+		return math.MaxInt64
+	}
+	return out + interval
+}
+
+// recordEnd completes the map once the stream has ended cleanly.
+func (g *gzipReader) recordEnd() {
+	g.rec.m.Access = AccessGzip
+	g.rec.m.Size = g.base + int64(g.f.op)
+	g.rec.gz = gzipRec{} // the buffers
+}
+
+// resumeStep is about how much a resumed reader decodes ahead of its reads: reads near a
+// checkpoint should not pay for decoding a whole outChunk. The inflater stops at block
+// headers only, so a step runs on to the end of a block (up to outChunk).
+const resumeStep = 64 << 10
+
+// inflaters keeps the buffers of closed resumed readers (about 1.3 MiB each).
+var inflaters sync.Pool
+
+func getInflater(src io.Reader, inBase int64) *inflater {
+	f, _ := inflaters.Get().(*inflater)
+	if f == nil {
+		f = newInflater(src)
+	} else {
+		*f = inflater{src: src, in: f.in[:0], out: f.out, stopAt: math.MaxInt64, stopOut: math.MaxInt}
+	}
+	f.inBase = inBase
+	return f
+}
 
 // openGzipAt returns a reader of a gzip blob's uncompressed stream from p.Out to its end.
+// src holds the blob, size bytes long. Later members are decoded and checked as Decompress
+// does; errors are reported the same way, with offsets in the blob.
 func openGzipAt(src io.ReaderAt, size int64, p Point) (io.ReadCloser, error) {
-	panic("TODO")
+	if p.In < 0 || p.In/8 > size {
+		return nil, fmt.Errorf("layer: gzip checkpoint at uncompressed offset %d: bit offset %d is outside the %d-byte blob", p.Out, p.In, size)
+	}
+	if p.Window == nil && p.In%8 != 0 {
+		return nil, fmt.Errorf("layer: gzip checkpoint at uncompressed offset %d: no window, and bit offset %d is not at a member header", p.Out, p.In)
+	}
+	start := p.In / 8
+	in := &inputReader{r: io.NewSectionReader(src, start, size-start)}
+	f := getInflater(in, start)
+	g := &gzipReader{f: f, step: resumeStep}
+	d := &reader{c: Gzip, src: in, dec: g, remaining: math.MaxInt64, release: func() { inflaters.Put(f) }}
+	fail := func(err error) (io.ReadCloser, error) {
+		d.Close()
+		return nil, err
+	}
+	if p.Window == nil {
+		if err := g.readHeader(); err != nil {
+			return fail(d.wrap(err))
+		}
+		return d, nil
+	}
+
+	dec, err := windowDecoder()
+	if err != nil {
+		return fail(err)
+	}
+	window, err := dec.DecodeAll(p.Window, f.out[:0]) // f.out has room: no allocation
+	if err == nil && len(window) > windowSize {
+		err = fmt.Errorf("%d bytes, more than %d", len(window), windowSize)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("layer: gzip checkpoint at uncompressed offset %d: window: %w", p.Out, err))
+	}
+	n := copy(f.out, window)
+	if r := uint(p.In % 8); r > 0 {
+		if err := f.need(r); err != nil {
+			return fail(d.wrap(err))
+		}
+		f.consume(r)
+	}
+	f.op, f.histStart = n, 0
+	f.state, f.final = stateHeader, false
+	g.rp, g.crcPos = n, n
+	g.noCheck = true
+	return d, nil
 }
