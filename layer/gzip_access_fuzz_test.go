@@ -24,6 +24,7 @@ func FuzzGzipResume(f *testing.F) {
 	f.Add(cat(gzipWith(f, data[:5000], 9, 0), gzipWith(f, nil, 6, 0), gzipWith(f, data[5000:], 6, 2000)), uint16(3000), uint16(5))
 	f.Add(cat(gzipWith(f, data[:3000], 6, 0), make([]byte, 100)), uint16(100), uint16(2))
 	f.Add(gzipAllHeaderFields(f, data[:5000]), uint16(1500), uint16(20))
+	f.Add(emptyBlocks(f, data[:9000], 300, data[8000:]), uint16(9000), uint16(4))
 	f.Fuzz(func(t *testing.T, blob []byte, interval, damage uint16) {
 		hang := time.AfterFunc(20*time.Second, func() { panic(fmt.Sprintf("FuzzGzipResume hangs on %x (%d)", blob, interval)) })
 		defer hang.Stop()

@@ -2,12 +2,14 @@ package layer
 
 import (
 	"bytes"
+	stdgzip "compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -394,6 +396,67 @@ func TestGzipResumeErrors(t *testing.T) {
 	}
 }
 
+// emptyBlocks compresses first, then n empty stored blocks (sync flushes, 5 bytes each), then
+// second.
+func emptyBlocks(t testing.TB, first []byte, n int, second []byte) []byte {
+	var b bytes.Buffer
+	w, _ := stdgzip.NewWriterLevel(&b, 6)
+	w.Write(first)
+	for range n {
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Write(second)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestGzipSparseWindow: a window keeps only the bytes the output after its point copies,
+// unless the parse ahead runs out of input (here in a long run of empty stored blocks), and
+// then it keeps them all. Resuming is right either way.
+func TestGzipSparseWindow(t *testing.T) {
+	first, second := layerLike(40<<10, 67), layerLike(20<<10, 68)
+	second = append(bytes.Clone(first[len(first)-5000:]), second...) // copies from the window
+	for _, tt := range []struct {
+		name    string
+		flushes int // empty stored blocks of 5 bytes between first and second
+		full    bool
+	}{
+		{"sparse", 1000, false},
+		{"sparse across empty blocks", walkInput / 5 * 7 / 10, false},
+		{"full: empty blocks beyond the parse", walkInput/5 + 1000, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			blob := emptyBlocks(t, first, tt.flushes, second)
+			interval := int64(len(first)) // the point is at the first header after it
+			want, m, err := recordGzip(blob, interval, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkMap(t, m, blob, want, interval)
+			i := slices.IndexFunc(m.Points, func(p Point) bool { return p.Out == interval })
+			if i < 0 {
+				t.Fatalf("no point at %d, between the two parts", interval)
+			}
+			dec, _ := windowDecoder()
+			window, err := dec.DecodeAll(m.Points[i].Window, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if full := bytes.Equal(window, first[len(first)-windowSize:]); full != tt.full {
+				t.Errorf("window of %d bytes is the whole 32 KiB before the point: %v, want %v", len(window), full, tt.full)
+			}
+			got, err := readVia(m, blob, m.Points[i].Out, m.Size)
+			if err != nil || !bytes.Equal(got, second) {
+				t.Errorf("resuming at the point: %d bytes, %v; differs at %d", len(got), err, firstDiff(got, second))
+			}
+		})
+	}
+}
+
 // TestGzipRecordReproducible: the map depends on the stream alone, not on how the blob's
 // reader cuts it.
 func TestGzipRecordReproducible(t *testing.T) {
@@ -402,6 +465,7 @@ func TestGzipRecordReproducible(t *testing.T) {
 		gzipWith(t, data, 6, 0),
 		stdGzipWith(t, data, 1, 5000),
 		cat(gzipWith(t, data[:1000], 9, 0), gzipWith(t, data[1000:], flate.NoCompression, 0)),
+		emptyBlocks(t, data[:50<<10], walkInput/5+1000, data[40<<10:]), // the parse ahead ends in them
 	} {
 		var maps []*Map
 		for _, r := range []io.Reader{bytes.NewReader(blob), iotest.OneByteReader(bytes.NewReader(blob)), iotest.HalfReader(bytes.NewReader(blob))} {
