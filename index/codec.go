@@ -99,26 +99,29 @@ func (ix *Index) appendEncoding(b []byte) ([]byte, error) {
 		uint64(len(ix.xsets) - 1), nx, xbytes, sbytes} {
 		b = le.AppendUint32(b, uint32(v))
 	}
+	var rec [inodeLen]byte
 	for i := range ix.inodes {
 		r := &ix.inodes[i]
-		b = le.AppendUint64(b, uint64(r.mtime))
-		b = le.AppendUint64(b, uint64(r.size))
-		b = le.AppendUint64(b, uint64(r.offset))
-		b = le.AppendUint32(b, r.uid)
-		b = le.AppendUint32(b, r.gid)
-		b = le.AppendUint32(b, r.devmajor)
-		b = le.AppendUint32(b, r.devminor)
-		b = le.AppendUint32(b, r.link.len)
-		b = le.AppendUint32(b, r.xattrs)
-		b = le.AppendUint32(b, uint32(r.layer))
-		b = le.AppendUint16(b, uint16(r.mode))
-		b = append(b, byte(r.typ), 0)
+		le.PutUint64(rec[0:], uint64(r.mtime))
+		le.PutUint64(rec[8:], uint64(r.size))
+		le.PutUint64(rec[16:], uint64(r.offset))
+		le.PutUint32(rec[24:], r.uid)
+		le.PutUint32(rec[28:], r.gid)
+		le.PutUint32(rec[32:], r.devmajor)
+		le.PutUint32(rec[36:], r.devminor)
+		le.PutUint32(rec[40:], r.link.len)
+		le.PutUint32(rec[44:], r.xattrs)
+		le.PutUint32(rec[48:], uint32(r.layer))
+		le.PutUint16(rec[52:], uint16(r.mode))
+		rec[54], rec[55] = byte(r.typ), 0
+		b = append(b, rec[:]...)
 	}
 	for i := range ix.entries {
 		e := &ix.entries[i]
-		b = le.AppendUint32(b, e.name.len)
-		b = le.AppendUint32(b, uint32(e.parent))
-		b = le.AppendUint32(b, uint32(e.ino))
+		le.PutUint32(rec[0:], e.name.len)
+		le.PutUint32(rec[4:], uint32(e.parent))
+		le.PutUint32(rec[8:], uint32(e.ino))
+		b = append(b, rec[:entryLen]...)
 	}
 	for i := range ix.entries {
 		for _, k := range ix.Children(ID(i)) {
