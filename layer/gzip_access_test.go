@@ -105,6 +105,23 @@ func checkMap(t *testing.T, m *Map, blob, want []byte, interval int64) {
 	}
 }
 
+// throughCache returns m as the index cache gives it back: encoded and decoded.
+func throughCache(t *testing.T, m *Map) *Map {
+	t.Helper()
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatalf("MarshalBinary: %v", err)
+	}
+	got, err := UnmarshalMap(b)
+	if err != nil {
+		t.Fatalf("UnmarshalMap: %v", err)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Fatalf("UnmarshalMap(MarshalBinary(m)) differs from m")
+	}
+	return got
+}
+
 // gzipAccessStreams are the gzip streams checkpoints are tested on: every kind of block
 // and member boundary the encoders in use make.
 func gzipAccessStreams(data []byte) []struct {
@@ -175,6 +192,7 @@ func TestGzipCheckpoints(t *testing.T) {
 				if t.Failed() {
 					return
 				}
+				m = throughCache(t, m)
 
 				// Every point resumes: some KiB, and for a few the whole rest.
 				for i, p := range m.Points {
