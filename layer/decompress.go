@@ -175,6 +175,10 @@ func decompress(r io.Reader, declared Compression, known bool, opts Options, par
 		}
 		d.dec = x
 	}
+	if opts.Record != nil {
+		// zstd frame by frame, or a spill; gzip records by itself (zstd_access.go).
+		d.dec, d.release = opts.Record.wrap(c, d.dec, d.release, br, d.zstdWindow)
+	}
 	return d, nil
 }
 
