@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/ocirender/ocirender"
+	"github.com/ocirender/ocirender/fsview"
+)
+
+// check fails, before anything is read, when the mount cannot work.
+func (c *command) check(mnt string) error {
+	if err := checkMountpoint(mnt); err != nil {
+		return err
+	}
+	return checkDevice(c.devFuse)
+}
+
+// checkMountpoint fails unless mnt is an empty directory.
+func checkMountpoint(mnt string) error {
+	fi, err := os.Stat(mnt)
+	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		return fmt.Errorf("%s: %w (a FUSE mount whose process died? 'ocimount -u %s' removes it)", mnt, syscall.ENOTCONN, mnt)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("mountpoint %s does not exist", mnt)
+	case err != nil:
+		return fmt.Errorf("mountpoint: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("mountpoint %s is not a directory", mnt)
+	}
+	d, err := os.Open(mnt)
+	if err != nil {
+		return fmt.Errorf("mountpoint: %w", err)
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(1)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("mountpoint: %w", err)
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("mountpoint %s is not empty", mnt)
+	}
+	return nil
+}
+
+// checkDevice fails unless dev is a character device, as /dev/fuse must be.
+func checkDevice(dev string) error {
+	fi, err := os.Stat(dev)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s is missing: load the fuse module (modprobe fuse), or give the container the device", dev)
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeCharDevice == 0 {
+		return fmt.Errorf("%s is not a character device", dev)
+	}
+	return nil
+}
+
+// open opens the image with its layer contents readable at random, through the index cache
+// unless --no-cache.
+func (c *command) open(ctx context.Context, f *flags, image string) (*ocirender.Image, error) {
+	p := newProgress(c.stderr, f.quiet)
+	defer p.done()
+	opts := ocirender.Options{
+		Ref: f.ref, Platform: f.platform, Content: true,
+		Progress: func(done, total int64) { p.update("reading layers", done, total) },
+		Notice: func(msg string) {
+			p.done()
+			fmt.Fprintf(c.stderr, "ocimount: notice: %s\n", oneLine(msg))
+		},
+	}
+	if !f.noCache {
+		opts.CacheDir = f.cacheDir
+		if opts.CacheDir == "" {
+			dir, err := ocirender.DefaultCacheDir()
+			if err != nil {
+				opts.Notice(fmt.Sprintf("no index cache: %v", err))
+			}
+			opts.CacheDir = dir
+		}
+	}
+	return ocirender.Open(ctx, image, opts)
+}
+
+// mount opens the image, mounts it on mnt, calls ready with the number of entries once the
+// kernel has the mount, and serves it until it is unmounted.
+func (c *command) mount(ctx context.Context, f *flags, image, mnt string, ready func(entries int)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// A signal while the layers are read cancels the scan.
+	opened := make(chan struct{})
+	go func() {
+		select {
+		case <-c.signals:
+			cancel()
+		case <-opened:
+		}
+	}()
+	img, err := c.open(ctx, f, image)
+	close(opened)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	view := fsview.New(img.Index, img.Content(), fsview.Options{
+		Name: image, AllowOther: f.allowOther, Debug: f.debug, Logf: c.readErrorLog(),
+	})
+	server, err := view.Mount(mnt)
+	if err != nil {
+		return fmt.Errorf("mount %s on %s: %w", image, mnt, err)
+	}
+	ready(img.Index.Len())
+	return c.serve(server, mnt)
+}
+
+// serve waits until the mount goes away. The first SIGINT or SIGTERM unmounts it; if that
+// fails (the mount is busy) the next one detaches it (a lazy unmount) and gives up serving.
+func (c *command) serve(server *fuse.Server, mnt string) error {
+	done := make(chan struct{})
+	go func() {
+		server.Wait()
+		close(done)
+	}()
+	unmounted := make(chan error, 1)
+	signals := 0
+	for {
+		select {
+		case <-done:
+			return nil
+		case err := <-unmounted:
+			if err != nil {
+				fmt.Fprintf(c.stderr, "ocimount: cannot unmount %s: %s; signal again to detach it\n", mnt, oneLine(err.Error()))
+			}
+		case <-c.signals:
+			signals++
+			if signals == 1 {
+				go func() { unmounted <- server.Unmount() }()
+				continue
+			}
+			if err := detach(mnt); err != nil {
+				return fmt.Errorf("detach %s: %w", mnt, err)
+			}
+			return fmt.Errorf("%s was busy: detached it (lazy unmount); open files there now fail", mnt)
+		}
+	}
+}
+
+// readErrorLog returns the Logf of the view: read errors go to stderr, the first hundred of
+// them (a damaged layer can fail every read).
+func (c *command) readErrorLog() func(format string, args ...any) {
+	var mu sync.Mutex
+	n := 0
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		switch {
+		case n < 100:
+			fmt.Fprintf(c.stderr, "ocimount: %s\n", oneLine(fmt.Sprintf(format, args...)))
+		case n == 100:
+			fmt.Fprintln(c.stderr, "ocimount: more read errors; not showing them")
+		}
+	}
+}
