@@ -15,6 +15,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -o $(BIN)/ocirender ./cmd/ocirender
+	$(GO) build -trimpath -o $(BIN)/ocimount ./cmd/ocimount
 
 # deps installs the Debian packages the tests need when some are missing (root only).
 deps:
