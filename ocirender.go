@@ -22,8 +22,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -34,18 +36,30 @@ import (
 	"github.com/ocirender/ocirender/overlay"
 )
 
-// Options tune Open. The zero value opens the only image of a layout for the host platform
-// and keeps no layer content.
+// Options tune Open. The zero value opens the only image of a layout for the host platform,
+// keeps no layer content and uses no cache.
 type Options struct {
 	Ref      string // manifest by ref name annotation or docker RepoTag
 	Platform string // os/arch[/variant]; "" = the host's
 
-	// Content keeps every layer's uncompressed stream readable after the scan (Image.Content),
-	// as exports need: uncompressed blobs are read in place, compressed ones are spooled to an
-	// anonymous temporary file in TempDir while they are scanned, so each layer is
-	// decompressed exactly once.
+	// Content keeps every layer's uncompressed stream readable after Open (Image.Content),
+	// as exports, cat and mounts need. Uncompressed blobs are read in place; compressed ones
+	// through layer.Readers, which resume decoding at the checkpoints the scan recorded (or
+	// the cache kept), unless Spool is set.
 	Content bool
+	// Spool, with Content, makes a scan keep the uncompressed streams of compressed layers
+	// in anonymous temporary files in TempDir, so each layer is decompressed exactly once:
+	// the fastest way to export an image once. It does not apply when the index comes from
+	// the cache.
+	Spool   bool
 	TempDir string // "" = os.TempDir()
+
+	// CacheDir, when set, is the index cache (see cache.go): an image scanned once is opened
+	// from there next time without reading its layers. "" disables the cache.
+	CacheDir string
+	// ReadCache holds decoded spans and live decoders for the layer readers; nil gives the
+	// image one of layer.DefaultCacheBudget.
+	ReadCache *layer.ReadCache
 
 	// Workers bounds the layers scanned at once; 0 = GOMAXPROCS.
 	Workers int
@@ -53,27 +67,55 @@ type Options struct {
 	// Progress, when set, receives the compressed bytes read so far and the total. It is
 	// called from the scanning goroutines, often: keep it cheap.
 	Progress func(done, total int64)
+	// Notice, when set, receives one-line remarks that are not errors: a cache entry found
+	// unusable and rebuilt, say.
+	Notice func(msg string)
 }
 
 // Image is an opened image: its descriptors, the merged index, and (with Options.Content)
 // readers of every layer's uncompressed stream.
 type Image struct {
 	*image.Image
-	Index  *index.Index
-	layers []io.ReaderAt
-	spools []*layer.Spool
+	Index *index.Index
+	// Cached reports whether the index came from the cache rather than from a scan.
+	Cached bool
+
+	layers  []io.ReaderAt
+	maps    []*layer.Map
+	spools  []*layer.Spool
+	spills  []*os.File
+	readers []*layer.Reader
+	rcache  *layer.ReadCache
 }
 
 // Content returns readers of the layers' uncompressed streams, for export (nil without
 // Options.Content).
 func (im *Image) Content() export.Layers { return im.layers }
 
-// Close releases the layer spools and the image files.
+// LayerMap returns the random-access map of layer i: the length of its uncompressed stream
+// and where decoding can resume. It is nil when Open recorded none (no CacheDir, and Content
+// without readers or not at all).
+func (im *Image) LayerMap(i int) *layer.Map { return im.maps[i] }
+
+// Close releases the layer readers, spools and the image files.
 func (im *Image) Close() error {
 	var errs []error
+	for _, r := range im.readers {
+		if r != nil {
+			errs = append(errs, r.Close())
+		}
+	}
 	for _, s := range im.spools {
 		if s != nil {
 			errs = append(errs, s.Close())
+		}
+	}
+	for _, f := range im.spills {
+		if f != nil {
+			errs = append(errs, f.Close())
+			if strings.HasPrefix(filepath.Base(f.Name()), ".tmp-") {
+				os.Remove(f.Name()) // a spill that never made it into the cache (gone if it did)
+			}
 		}
 	}
 	errs = append(errs, im.Image.Close())
@@ -90,21 +132,171 @@ type spoolSpan struct{ *layer.Spool }
 
 func (s spoolSpan) FileSpan() (*os.File, int64) { return s.File(), 0 }
 
-// Open reads the image at path and merges its layers into an index.
+// Open reads the image at path and merges its layers into an index, or takes the index from
+// the cache when it holds a fresh entry for the image.
 func Open(ctx context.Context, path string, opts Options) (_ *Image, err error) {
 	img, err := image.Open(path, image.Options{Ref: opts.Ref, Platform: opts.Platform})
 	if err != nil {
 		return nil, err
 	}
-	im := &Image{Image: img}
+	n := len(img.Layers)
+	im := &Image{Image: img, layers: make([]io.ReaderAt, n), maps: make([]*layer.Map, n),
+		spools: make([]*layer.Spool, n), spills: make([]*os.File, n), readers: make([]*layer.Reader, n),
+		rcache: opts.ReadCache}
+	if im.rcache == nil {
+		im.rcache = layer.NewReadCache(0, 0)
+	}
 	defer func() {
 		if err != nil {
 			im.Close()
 		}
 	}()
+	notice := func(format string, args ...any) {
+		if opts.Notice != nil {
+			opts.Notice(fmt.Sprintf(format, args...))
+		}
+	}
+	if opts.CacheDir != "" {
+		e, err := loadCache(opts.CacheDir, img)
+		if err == nil && e != nil {
+			err = im.adopt(e, opts)
+			if err == nil {
+				return im, nil
+			}
+			for _, f := range im.spills {
+				if f != nil {
+					f.Close()
+				}
+			}
+			clear(im.spills)
+		}
+		if err != nil {
+			if errors.Is(err, errStale) {
+				notice("cached index of %s is stale (%v); scanning the image again", path, err)
+			} else {
+				notice("cached index of %s is unusable (%v); scanning the image again", path, err)
+			}
+		}
+	}
+	if err := im.scanAll(ctx, path, opts); err != nil {
+		return nil, err
+	}
+	if opts.CacheDir != "" {
+		if err := im.save(opts.CacheDir); err != nil {
+			notice("could not save the index of %s in the cache: %v", path, err)
+		}
+	}
+	if opts.Content && !opts.Spool {
+		if err := im.openReaders(); err != nil {
+			return nil, err
+		}
+	}
+	return im, nil
+}
+
+// adopt takes the index and maps of a cache entry and, with opts.Content, opens the readers.
+func (im *Image) adopt(e *cacheEntry, opts Options) error {
+	for i, l := range e.layers {
+		im.maps[i] = l.m
+		if l.m.Access != layer.AccessSpill || !opts.Content {
+			continue
+		}
+		f, err := os.Open(spillPath(opts.CacheDir, l.digest))
+		if err != nil {
+			return err
+		}
+		im.spills[i] = f
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if fi.Size() != l.spillSize {
+			return fmt.Errorf("%w: the spill file of layer %d has %d bytes, not %d", errStale, i, fi.Size(), l.spillSize)
+		}
+	}
+	if opts.Content {
+		if err := im.openReaders(); err != nil {
+			return err
+		}
+	}
+	im.Index = e.index
+	im.Cached = true
+	return nil
+}
+
+// openReaders makes Content read every layer through its map.
+func (im *Image) openReaders() error {
+	for i, m := range im.maps {
+		if m == nil {
+			return fmt.Errorf("layer %d: %w", i, layer.ErrNoMap)
+		}
+		blob, err := im.LayerBlob(i)
+		if err != nil {
+			return err
+		}
+		if m.Access == layer.AccessDirect {
+			im.layers[i] = blobSpan{blob}
+			continue
+		}
+		var src io.ReaderAt = blob
+		size := blob.Size
+		if m.Access == layer.AccessSpill {
+			f := im.spills[i]
+			if f == nil {
+				return fmt.Errorf("layer %d: no spill file", i)
+			}
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			src, size = f, fi.Size()
+		}
+		r, err := layer.NewReader(src, size, m, im.rcache)
+		if err != nil {
+			return err
+		}
+		im.readers[i] = r
+		im.layers[i] = r
+	}
+	return nil
+}
+
+// save writes the cache entry of a scanned image, moving its spill files into the cache.
+func (im *Image) save(dir string) error {
+	e := &cacheEntry{index: im.Index}
+	for i, m := range im.maps {
+		if m == nil {
+			return fmt.Errorf("layer %d has no map", i)
+		}
+		blob, err := im.LayerBlob(i)
+		if err != nil {
+			return err
+		}
+		st, err := stampOf(blob)
+		if err != nil {
+			return err
+		}
+		l := cachedLayer{digest: string(im.Image.Layers[i].Digest), blob: st, m: m}
+		if m.Access == layer.AccessSpill {
+			f := im.spills[i]
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			l.spillSize = fi.Size()
+			if err := os.Rename(f.Name(), spillPath(dir, l.digest)); err != nil {
+				return err
+			}
+		}
+		e.layers = append(e.layers, l)
+	}
+	return saveCache(dir, im.Image, e)
+}
+
+// scanAll scans every layer and merges them into im.Index.
+func (im *Image) scanAll(ctx context.Context, path string, opts Options) error {
+	img := im.Image
 	n := len(img.Layers)
-	im.layers = make([]io.ReaderAt, n)
-	im.spools = make([]*layer.Spool, n)
 	results := make([]chan scanResult, n)
 	for i := range results {
 		results[i] = make(chan scanResult, 1)
@@ -155,15 +347,16 @@ func Open(ctx context.Context, path string, opts Options) (_ *Image, err error) 
 			cancel()
 			var de *image.DigestError
 			if errors.As(err, &de) {
-				return nil, de // it names the image and the layer itself
+				return de // it names the image and the layer itself
 			}
-			return nil, fmt.Errorf("%s: layer %d (%s): %w", path, i, img.Layers[i].Digest, err)
+			return fmt.Errorf("%s: layer %d (%s): %w", path, i, img.Layers[i].Digest, err)
 		}
 	}
+	var err error
 	if im.Index, err = m.Index(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	return im, nil
+	return nil
 }
 
 type scanResult struct {
@@ -203,7 +396,20 @@ func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(in
 	// (here) parse its tar headers and spool its bytes.
 	raw := newReadahead(&ctxReader{ctx: ctx, r: rc, progress: progress}, 1<<20, 4)
 	defer raw.Close()
-	dr, err := layer.Decompress(raw, comp, true, layer.Options{})
+	// Record a random-access map when the layer will be read again through one, or cached.
+	var rec *layer.Recorder
+	if opts.CacheDir != "" || opts.Content && !opts.Spool {
+		if comp == layer.Uncompressed {
+			im.maps[i] = &layer.Map{Access: layer.AccessDirect, Size: blob.Size}
+		} else {
+			rec = &layer.Recorder{Spill: func() (*os.File, error) {
+				f, err := im.newSpill(opts)
+				im.spills[i] = f
+				return f, err
+			}}
+		}
+	}
+	dr, err := layer.Decompress(raw, comp, true, layer.Options{Record: rec})
 	if err != nil {
 		return scanResult{err: err}
 	}
@@ -226,7 +432,7 @@ func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(in
 		}
 		return scanResult{err: err}
 	}
-	if opts.Content {
+	if opts.Content && opts.Spool {
 		if comp == layer.Uncompressed {
 			im.layers[i] = blobSpan{blob}
 		} else {
@@ -256,7 +462,40 @@ func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(in
 			return scanResult{err: err}
 		}
 	}
+	if rec != nil {
+		m, err := rec.Map()
+		if err != nil {
+			return scanResult{err: err}
+		}
+		im.maps[i] = m
+		if f := im.spills[i]; f != nil && m.Access != layer.AccessSpill {
+			// The stream turned out to have resume points of its own.
+			f.Close()
+			if opts.CacheDir != "" {
+				os.Remove(f.Name())
+			}
+			im.spills[i] = nil
+		}
+	}
 	return scanResult{changes: changes}
+}
+
+// newSpill creates the file a layer without resume points is re-encoded into: in the cache
+// under a temporary name (save renames it), or else an unlinked file in TempDir.
+func (im *Image) newSpill(opts Options) (*os.File, error) {
+	if opts.CacheDir != "" {
+		dir := filepath.Join(opts.CacheDir, "spill")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		return os.CreateTemp(dir, ".tmp-*")
+	}
+	f, err := os.CreateTemp(opts.TempDir, "ocirender-spill-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
 }
 
 // ctxReader stops a scan when its context is cancelled and reports progress.
