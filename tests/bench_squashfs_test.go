@@ -39,7 +39,7 @@ func BenchmarkExportSquashfs(b *testing.B) {
 			for b.Loop() {
 				i++
 				out := filepath.Join(work, fmt.Sprint("ours", i, ".sqfs"))
-				ours.add(measure(b, "", ocirenderBin(b), "export", "-q", "--format", "squashfs", "-o", out,
+				ours.add(measure(b, "", ocirenderBin(b), "export", "-q", "--no-cache", "--format", "squashfs", "-o", out,
 					"--compression", c.comp, "--level", strconv.Itoa(c.level), "--block-size", strconv.Itoa(bs),
 					"--ref", benchTag, bi.layout))
 				oursSize = fileSize(b, out)

@@ -33,8 +33,18 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	buildErr = buildBinaries(dir)
+	// Every command shares one index cache for the run: the first command on an image
+	// scans it (and spools layers for exports), later ones read through the cached maps,
+	// so the oracle tests judge both paths.
+	cache, err := os.MkdirTemp("", "ocirender-e2e-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_CACHE_HOME", cache)
 	code := m.Run()
 	os.RemoveAll(dir)
+	os.RemoveAll(cache)
 	os.Exit(code)
 }
 
@@ -75,7 +85,7 @@ func requireTools(t testing.TB, tools ...string) {
 }
 
 // requireGNUTar skips unless `tar` is GNU tar, whose extraction judges our tars.
-func requireGNUTar(t *testing.T) {
+func requireGNUTar(t testing.TB) {
 	t.Helper()
 	requireTools(t, "tar")
 	out, err := exec.Command("tar", "--version").Output()

@@ -128,7 +128,7 @@ func (f *exportFlags) run(ctx context.Context, args []string, stdout, stderr io.
 			return err
 		}
 	}
-	img, err := f.open(ctx, args[0], true, f.tmp, stderr)
+	img, err := f.open(ctx, args[0], streamContent, f.tmp, stderr)
 	if err != nil {
 		return err
 	}

@@ -19,21 +19,49 @@ import (
 type imageFlags struct {
 	ref, platform string
 	quiet         bool
+	cacheDir      string
+	noCache       bool
 }
 
 func (f *imageFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.ref, "ref", "", "pick the manifest with this ref name (or docker RepoTag)")
 	fs.StringVar(&f.platform, "platform", "", "pick this os/arch[/variant] from an image index (default: the host's)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "show no progress")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "keep scanned indexes here (default: $XDG_CACHE_HOME/ocirender)")
+	fs.BoolVar(&f.noCache, "no-cache", false, "neither read nor write the index cache")
 }
 
-func (f *imageFlags) open(ctx context.Context, path string, content bool, tmp string, stderr io.Writer) (*ocirender.Image, error) {
+// content says how a verb reads file contents.
+type content uint8
+
+const (
+	noContent     content = iota
+	randomContent         // through checkpoints: cat and other small reads
+	streamContent         // exports: a cold scan spools each layer once
+)
+
+func (f *imageFlags) open(ctx context.Context, path string, c content, tmp string, stderr io.Writer) (*ocirender.Image, error) {
 	p := newProgress(stderr, f.quiet)
 	defer p.done()
-	return ocirender.Open(ctx, path, ocirender.Options{
-		Ref: f.ref, Platform: f.platform, Content: content, TempDir: tmp,
+	opts := ocirender.Options{
+		Ref: f.ref, Platform: f.platform, Content: c != noContent, Spool: c == streamContent, TempDir: tmp,
 		Progress: func(done, total int64) { p.update("reading layers", done, total) },
-	})
+		Notice: func(msg string) {
+			p.done()
+			fmt.Fprintf(stderr, "ocirender: notice: %s\n", oneLine(msg))
+		},
+	}
+	if !f.noCache {
+		opts.CacheDir = f.cacheDir
+		if opts.CacheDir == "" {
+			dir, err := ocirender.DefaultCacheDir()
+			if err != nil {
+				opts.Notice(fmt.Sprintf("no index cache: %v", err))
+			}
+			opts.CacheDir = dir
+		}
+	}
+	return ocirender.Open(ctx, path, opts)
 }
 
 // progress draws one status line on stderr when stderr is a terminal, at most ten times a

@@ -18,6 +18,7 @@ import (
 type lsFlags struct {
 	imageFlags
 	long, recursive bool
+	layers          bool
 }
 
 var lsVerb = &verb{
@@ -28,6 +29,7 @@ var lsVerb = &verb{
 		f := &lsFlags{}
 		fs.BoolVarP(&f.long, "long", "l", false, "long listing: mode, links, owner, size, mtime, link target")
 		fs.BoolVarP(&f.recursive, "recursive", "R", false, "list subdirectories recursively, one path per line")
+		fs.BoolVar(&f.layers, "layers", false, "start each line with the layer the entry came from (- for implicit directories)")
 		f.register(fs)
 		return f.run
 	},
@@ -41,7 +43,7 @@ func (f *lsFlags) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	if len(args) == 2 {
 		p = args[1]
 	}
-	img, err := f.open(ctx, args[0], false, "", stderr)
+	img, err := f.open(ctx, args[0], noContent, "", stderr)
 	if err != nil {
 		return err
 	}
@@ -53,10 +55,17 @@ func (f *lsFlags) run(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	w := newLineWriter(stdout)
 	print := func(id index.ID, name string) {
+		prefix := ""
+		if f.layers {
+			prefix = "-\t"
+			if l := ix.Inode(ix.Ino(id)).Layer; l >= 0 {
+				prefix = strconv.Itoa(l) + "\t"
+			}
+		}
 		if f.long {
-			w.line(longLine(ix, id, name))
+			w.line(prefix + longLine(ix, id, name))
 		} else {
-			w.line(escapeName(name))
+			w.line(prefix + escapeName(name))
 		}
 	}
 	switch {

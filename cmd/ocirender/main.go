@@ -4,6 +4,7 @@
 //	ocirender export --format tar|dir -o OUT [--ref NAME] [--platform P] IMAGE
 //	ocirender ls [-l] [-R] IMAGE [PATH]
 //	ocirender stat IMAGE PATH
+//	ocirender cat IMAGE PATH
 //
 // Exit status: 0 success, 1 failure, 2 usage error.
 package main
@@ -73,7 +74,7 @@ type verb struct {
 var verbs []*verb
 
 func init() {
-	verbs = []*verb{exportVerb, lsVerb, statVerb, versionVerb}
+	verbs = []*verb{exportVerb, catVerb, lsVerb, statVerb, versionVerb}
 }
 
 const usageHead = `ocirender turns OCI container images into tar streams and directories, and

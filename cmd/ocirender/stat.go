@@ -35,7 +35,7 @@ func (f *statFlags) run(ctx context.Context, args []string, stdout, stderr io.Wr
 	if len(args) != 2 {
 		return usagef("stat: want IMAGE PATH")
 	}
-	img, err := f.open(ctx, args[0], false, "", stderr)
+	img, err := f.open(ctx, args[0], noContent, "", stderr)
 	if err != nil {
 		return err
 	}
