@@ -18,7 +18,7 @@ import (
 
 // The index cache keeps what a scan learns about an image, so that the next Open of the same
 // image skips the scan: the merged index and every layer's random-access map. One file per
-// image, CacheDir/index/<manifest sha256>.v<cacheVersion>, holds
+// image, CacheDir/index/<manifest sha256>-<path hash>.v<cacheVersion>, holds
 //
 //	magic "ocirender-cache\n" | u32 version | sha256 of the rest | payload
 //
@@ -85,8 +85,16 @@ func hexOf(d string) string {
 	return h
 }
 
-func indexCachePath(dir, imageID string) string {
-	return filepath.Join(dir, "index", fmt.Sprintf("%s.v%d", hexOf(imageID), cacheVersion))
+// indexCachePath names the entry of an image: by its manifest digest, and by where it is, so
+// that two copies of one image (whose blob files differ) do not keep replacing each other's
+// entry.
+func indexCachePath(dir string, img *image.Image) string {
+	where, err := filepath.Abs(img.Path)
+	if err != nil {
+		where = img.Path
+	}
+	h := sha256.Sum256([]byte(where))
+	return filepath.Join(dir, "index", fmt.Sprintf("%s-%x.v%d", hexOf(img.ID), h[:6], cacheVersion))
 }
 
 func spillPath(dir, layerDigest string) string {
@@ -230,7 +238,7 @@ func (d *decoder) bytes() []byte { return d.take(d.u64()) }
 // loadCache returns the cached entry for img, nil with no error when there is none, or an
 // error saying why an existing entry cannot be used.
 func loadCache(dir string, img *image.Image) (*cacheEntry, error) {
-	data, err := os.ReadFile(indexCachePath(dir, img.ID))
+	data, err := os.ReadFile(indexCachePath(dir, img))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -269,7 +277,7 @@ func saveCache(dir string, img *image.Image, e *cacheEntry) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(indexCachePath(dir, img.ID), data)
+	return writeAtomic(indexCachePath(dir, img), data)
 }
 
 // writeAtomic writes data to path through a temporary file in the same directory.

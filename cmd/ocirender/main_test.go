@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,18 @@ import (
 	"github.com/ocirender/ocirender/index"
 	"github.com/ocirender/ocirender/internal/imagetest"
 )
+
+// TestMain keeps the index cache of these tests out of the user's.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ocirender-cmd-cache-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CACHE_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 func sample(t *testing.T) string {
 	t.Helper()
@@ -52,6 +65,15 @@ func TestVerbs(t *testing.T) {
 		{"stat symlink", []string{"stat", img, "/link"}, 0, []string{"Type:   symlink", "Target: etc/motd"}, ""},
 		{"stat -L", []string{"stat", "-L", img, "/link"}, 0, []string{"Path:   /etc/motd"}, ""},
 		{"stat missing", []string{"stat", img, "/nope"}, 1, nil, "/nope: no such file or directory"},
+		{"ls --layers", []string{"ls", "--layers", img}, 0, []string{"-\tbin\n", "0\tetc\n"}, ""},
+		{"ls -l --layers", []string{"ls", "-l", "--layers", img, "/etc"}, 0, []string{"0\t-rw-r--r--   1     0     0          3 "}, ""},
+		{"cat", []string{"cat", img, "/etc/motd"}, 0, []string{"hi\n"}, ""},
+		{"cat through a symlink", []string{"cat", img, "link"}, 0, []string{"hi\n"}, ""},
+		{"cat --no-follow", []string{"cat", "--no-follow", img, "link"}, 1, nil, "link: is a symlink"},
+		{"cat a directory", []string{"cat", img, "/etc"}, 1, nil, "/etc: is a directory, not a regular file"},
+		{"cat missing", []string{"cat", img, "/etc/nope"}, 1, nil, "/etc/nope: no such file or directory"},
+		{"cat without a path", []string{"cat", img}, 2, nil, "want IMAGE PATH"},
+		{"cat --no-cache", []string{"cat", "--no-cache", img, "bin/ping"}, 0, []string{"p"}, ""},
 		{"no verb", nil, 2, nil, "no verb"},
 		{"unknown verb", []string{"frob"}, 2, nil, `unknown verb "frob"`},
 		{"bad flag", []string{"ls", "--frob", img}, 2, nil, "unknown flag"},
