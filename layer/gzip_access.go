@@ -203,9 +203,10 @@ func openGzipAt(src io.ReaderAt, size int64, p Point) (io.ReadCloser, error) {
 // Sparse windows.
 //
 // A window is stored for the matches of the 32 KiB of output after its point that reach
-// back before the point; nothing later can reach it. Those matches typically read a third
-// to a half of it. sparseWindow parses them (without decoding) and keeps only the bytes they
-// read, the others zeroed and the unread beginning dropped, which compresses much better.
+// back before the point; nothing later can reach it. Those matches read little of it (on a
+// Debian layer, 2 KiB of the 32 on average, the farthest 12 KiB back). sparseWindow parses
+// them (without decoding) and keeps only the bytes they read, the others zeroed and the
+// unread beginning dropped, which compresses ten times better.
 // Decoding from the point reads the same bytes either way, so its output is the same; the
 // window after the point is output decoded from here, exact as well.
 //
