@@ -184,6 +184,16 @@ func decodeCache(data []byte, imageID string) (*cacheEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Content locators must lie within the streams the maps describe.
+	for ino := range ix.Inodes() {
+		in := ix.Inode(index.InodeID(ino))
+		if in.Type != index.Reg || in.Size == 0 {
+			continue
+		}
+		if in.Layer < 0 || in.Layer >= len(e.layers) || in.Size > e.layers[in.Layer].m.Size || in.Offset > e.layers[in.Layer].m.Size-in.Size {
+			return nil, fmt.Errorf("inode %d: content at layer %d offset %d size %d lies outside the layers", ino, in.Layer, in.Offset, in.Size)
+		}
+	}
 	e.index = ix
 	return e, nil
 }
