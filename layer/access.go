@@ -59,8 +59,9 @@ type Point struct {
 	// block header, or at a gzip member header when Window is nil and In is a multiple of 8);
 	// for the zstd kinds the byte offset of a frame in the blob or spill file.
 	In int64
-	// Window (AccessGzip only) is the history a resumed inflater needs: up to the 32 KiB
-	// preceding Out, compressed with zstd. Nil at the start of a member.
+	// Window (AccessGzip only) is the history a resumed inflater needs: the 32 KiB (or less)
+	// preceding Out with every byte the following matches never copy zeroed ("sparse", see
+	// gzip_access.go), compressed with zstd. Nil at the start of a member.
 	Window []byte
 }
 
