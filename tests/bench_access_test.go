@@ -148,3 +148,20 @@ func BenchmarkCat(b *testing.B) {
 	b.ReportMetric(tarx.wall.Seconds()/n*1000, "ms-wall-tar-xzOf")
 	b.ReportMetric(warm.wall.Seconds()/tarx.wall.Seconds(), "x-wall-warm-cat-vs-tar")
 }
+
+// BenchmarkExportTarCached: a tar export of an image whose index is cached reads only live
+// file content, through the checkpoints (no scan), against a cold export (scan and spool) and
+// `pigz -dc` of the layers.
+func BenchmarkExportTarCached(b *testing.B) {
+	bi := setupBench(b)
+	cacheDir := b.TempDir()
+	measure(b, os.DevNull, ocirenderBin(b), "ls", "-q", "--cache-dir", cacheDir, "--ref", benchTag, bi.layout)
+	var warm, cold, peer usage
+	for b.Loop() {
+		peer.add(measure(b, os.DevNull, "pigz", append([]string{"-dc"}, bi.blobs...)...))
+		cold.add(measure(b, os.DevNull, ocirenderBin(b), "export", "-q", "--no-cache", "--format", "tar", "-o", "-", "--ref", benchTag, bi.layout))
+		warm.add(measure(b, os.DevNull, ocirenderBin(b), "export", "-q", "--cache-dir", cacheDir, "--format", "tar", "-o", "-", "--ref", benchTag, bi.layout))
+	}
+	report(b, warm, peer, "pigz", bi.entries)
+	b.ReportMetric(warm.wall.Seconds()/cold.wall.Seconds(), "x-wall-vs-cold-export")
+}
