@@ -44,6 +44,8 @@ demo: build
 	$(BIN)/ocirender ls -l -R $(DEMO)/sample
 	@echo "== ocirender stat $(DEMO)/sample /usr/bin/ping"
 	$(BIN)/ocirender stat $(DEMO)/sample /usr/bin/ping
+	@echo "== ocirender cat $(DEMO)/sample /etc/os-release (from the index cache)"
+	$(BIN)/ocirender cat $(DEMO)/sample /etc/os-release
 	rm -rf $(DEMO)/sample.tar $(DEMO)/rootfs $(DEMO)/sample.sqfs
 	$(BIN)/ocirender export --format tar -o $(DEMO)/sample.tar $(DEMO)/sample
 	@echo "== tar -tvf $(DEMO)/sample.tar"
@@ -65,6 +67,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecompress -fuzztime $(FUZZTIME) ./layer
 	$(GO) test -run '^$$' -fuzz FuzzOpenLayout -fuzztime $(FUZZTIME) ./image
 	$(GO) test -run '^$$' -fuzz FuzzOpenArchive -fuzztime $(FUZZTIME) ./image
+	$(GO) test -run '^$$' -fuzz FuzzInflate -fuzztime $(FUZZTIME) ./layer
+	$(GO) test -run '^$$' -fuzz FuzzParallel -fuzztime $(FUZZTIME) ./layer
+	$(GO) test -run '^$$' -fuzz FuzzGzipResume -fuzztime $(FUZZTIME) ./layer
+	$(GO) test -run '^$$' -fuzz FuzzZstdFrames -fuzztime $(FUZZTIME) ./layer
+	$(GO) test -run '^$$' -fuzz FuzzUnmarshalMap -fuzztime $(FUZZTIME) ./layer
+	$(GO) test -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME) ./index
+	$(GO) test -run '^$$' -fuzz FuzzDecodeCache -fuzztime $(FUZZTIME) .
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,51 @@
+package ocirender
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"testing"
+
+	"github.com/ocirender/ocirender/index"
+	"github.com/ocirender/ocirender/layer"
+)
+
+// withChecksum frames payload as a cache file of the current version.
+func withChecksum(payload []byte) []byte {
+	out := append([]byte(cacheMagic), 0, 0, 0, 0)
+	binary.LittleEndian.PutUint32(out[len(cacheMagic):], cacheVersion)
+	sum := sha256.Sum256(payload)
+	out = append(out, sum[:]...)
+	return append(out, payload...)
+}
+
+// FuzzDecodeCache: whatever bytes sit in a cache file, decodeCache returns an error or an
+// entry whose index and maps passed validation; it never panics. The checksum is recomputed
+// for the fuzzed payload so that the decoders behind it are reached.
+func FuzzDecodeCache(f *testing.F) {
+	b := index.NewBuilder(4)
+	root := b.AddInode(index.Inode{Type: index.Dir, Mode: 0o755, Layer: index.NoLayer})
+	b.AddEntry(index.NoParent, "", root)
+	file := b.AddInode(index.Inode{Type: index.Reg, Mode: 0o644, Size: 5, Offset: 512, Layer: 0})
+	b.AddEntry(0, "f", file)
+	ix, err := b.Finish()
+	if err != nil {
+		f.Fatal(err)
+	}
+	e := &cacheEntry{index: ix, layers: []cachedLayer{{digest: "sha256:00", m: &layer.Map{Access: layer.AccessDirect, Size: 2048}}}}
+	data, err := encodeCache("sha256:ab", e)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data[len(cacheMagic)+4+32:])
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		data := withChecksum(payload)
+		got, err := decodeCache(data, "sha256:ab")
+		if err != nil {
+			return
+		}
+		got.index.Walk(0, func(index.ID, string) error { return nil })
+		if _, err := encodeCache("sha256:ab", got); err != nil {
+			t.Fatalf("a decoded entry does not encode again: %v", err)
+		}
+	})
+}
