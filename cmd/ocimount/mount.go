@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -23,12 +24,21 @@ func (c *command) check(mnt string) error {
 	return checkDevice(c.devFuse)
 }
 
-// checkMountpoint fails unless mnt is an empty directory.
+// checkMountpoint fails unless mnt is an empty directory that no FUSE file system is
+// mounted on (the kernel may answer for a dead one from its caches, so ask the mount table).
 func checkMountpoint(mnt string) error {
+	if path, err := canonical(mnt); err == nil {
+		if m, err := findMount(path); err == nil && m != nil && strings.HasPrefix(m.FSType, "fuse") {
+			if m.FSType == "fuse.ocimount" {
+				return fmt.Errorf("%s is already mounted (%s): 'ocimount -u %s' unmounts it", mnt, m.Source, mnt)
+			}
+			return fmt.Errorf("%s is already a %s mount", mnt, m.FSType)
+		}
+	}
 	fi, err := os.Stat(mnt)
 	switch {
 	case errors.Is(err, syscall.ENOTCONN):
-		return fmt.Errorf("%s: %w (a FUSE mount whose process died? 'ocimount -u %s' removes it)", mnt, syscall.ENOTCONN, mnt)
+		return staleError(mnt)
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("mountpoint %s does not exist", mnt)
 	case err != nil:
@@ -37,6 +47,9 @@ func checkMountpoint(mnt string) error {
 		return fmt.Errorf("mountpoint %s is not a directory", mnt)
 	}
 	d, err := os.Open(mnt)
+	if errors.Is(err, syscall.ENOTCONN) {
+		return staleError(mnt)
+	}
 	if err != nil {
 		return fmt.Errorf("mountpoint: %w", err)
 	}
@@ -49,6 +62,10 @@ func checkMountpoint(mnt string) error {
 		return fmt.Errorf("mountpoint %s is not empty", mnt)
 	}
 	return nil
+}
+
+func staleError(mnt string) error {
+	return fmt.Errorf("%s: %w (a FUSE mount whose process died? 'ocimount -u %s' removes it)", mnt, syscall.ENOTCONN, mnt)
 }
 
 // checkDevice fails unless dev is a character device, as /dev/fuse must be.
