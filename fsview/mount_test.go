@@ -40,12 +40,7 @@ func (c countingLayer) ReadAt(p []byte, off int64) (int, error) {
 // reads the view made from the layers so far. It skips the test where FUSE cannot work.
 func mountImage(t *testing.T, img *ocirender.Image) (string, *View, *atomic.Int64) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: mounting needs root")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("skipped: no FUSE device: %v", err)
-	}
+	requireFUSE(t)
 	reads := new(atomic.Int64)
 	var layers []io.ReaderAt
 	for _, l := range img.Content() {
@@ -66,9 +61,21 @@ func mountImage(t *testing.T, img *ocirender.Image) (string, *View, *atomic.Int6
 	return mnt, v, reads
 }
 
+// requireFUSE skips the test unless it may mount.
+func requireFUSE(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: mounting needs root")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("skipped: no FUSE device: %v", err)
+	}
+}
+
 // TestMountMatchesIndex looks at every entry through the kernel and requires it to be what
 // the index says: every stat field, the link target, the xattrs, the bytes and the listing.
 func TestMountMatchesIndex(t *testing.T) {
+	requireFUSE(t)
 	for _, xattrs := range []bool{true, false} {
 		t.Run(fmt.Sprint("xattrs=", xattrs), func(t *testing.T) {
 			img := testImage(t, xattrs)
@@ -190,6 +197,7 @@ func xattrsOf(p string) ([]string, error) {
 }
 
 func TestMountXattrBuffers(t *testing.T) {
+	requireFUSE(t)
 	mnt, _, _ := mountImage(t, testImage(t, true))
 	p := filepath.Join(mnt, "x/file")
 	if n, err := unix.Lgetxattr(p, "user.long", nil); n != len(longXval) || err != nil {
@@ -217,6 +225,7 @@ func TestMountXattrBuffers(t *testing.T) {
 // TestMountHardLinks: the names of one inode are one inode for the kernel and one node for
 // go-fuse.
 func TestMountHardLinks(t *testing.T) {
+	requireFUSE(t)
 	mnt, v, _ := mountImage(t, testImage(t, false))
 	var inos []uint64
 	for _, p := range []string{"hl/a", "hl/b", "hl2/c"} {
@@ -240,6 +249,7 @@ func TestMountHardLinks(t *testing.T) {
 }
 
 func TestMountReadOnly(t *testing.T) {
+	requireFUSE(t)
 	mnt, _, _ := mountImage(t, testImage(t, true))
 	in := func(p string) string { return filepath.Join(mnt, p) }
 	open := func(p string, flags int) error {
@@ -282,6 +292,7 @@ func TestMountReadOnly(t *testing.T) {
 // TestMountReaddir reads a large directory in small getdents calls, so that the listing is
 // resumed at offsets, and requires ".", "..", then every child in the index's order.
 func TestMountReaddir(t *testing.T) {
+	requireFUSE(t)
 	img := testImage(t, false)
 	mnt, _, _ := mountImage(t, img)
 	fd, err := unix.Open(filepath.Join(mnt, "many"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
@@ -319,6 +330,7 @@ func TestMountReaddir(t *testing.T) {
 // TestMountRead reads the large files at many offsets and lengths, and checks that the page
 // cache outlives a close: reading a file again reads nothing from the layers.
 func TestMountRead(t *testing.T) {
+	requireFUSE(t)
 	img := testImage(t, false)
 	mnt, _, reads := mountImage(t, img)
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -356,6 +368,7 @@ func TestMountRead(t *testing.T) {
 // TestMountConcurrentReaders: 8 readers at random files and offsets at once, each read
 // checked against the file's content. Run it with -race.
 func TestMountConcurrentReaders(t *testing.T) {
+	requireFUSE(t)
 	img := testImage(t, false)
 	mnt, _, _ := mountImage(t, img)
 	var files []string
@@ -405,6 +418,7 @@ func TestMountConcurrentReaders(t *testing.T) {
 }
 
 func TestMountStatfs(t *testing.T) {
+	requireFUSE(t)
 	img := testImage(t, false)
 	mnt, _, _ := mountImage(t, img)
 	var st unix.Statfs_t
