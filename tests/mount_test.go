@@ -343,6 +343,8 @@ func TestMountErrors(t *testing.T) {
 		{"missing image", []string{filepath.Join(work, "noimage"), t.TempDir()}, 1, "noimage"},
 		{"corrupt layer", []string{"--no-cache", corrupt, t.TempDir()}, 1, "corrupt"},
 		{"unknown -o option", []string{"-o", "allow_other,exec", image, t.TempDir()}, 2, `"exec"`},
+		// The background process finds this one; the command that started it reports it.
+		{"--daemon, corrupt layer", []string{"--daemon", "--no-cache", corrupt, t.TempDir()}, 1, "corrupt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(mountTable(t))
