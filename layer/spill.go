@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -17,15 +18,18 @@ import (
 // independent zstd frames in a file of the caller's (Recorder.Spill), with a Point per
 // frame.
 //
-// The decoding goroutine only copies: output into 1 MiB chunks, which a goroutine of the
-// spill's own turns into frames and writes. That goroutine compresses a chunk (zstd
-// SpeedFastest) when it has caught up, that is when no other chunk is waiting, and
-// otherwise stores it as a raw frame, which costs a copy. So the scan never waits for the
-// encoder: when decoding is faster than encoding, as zstd decoding is (about 1.3 GB/s
-// against 0.35 GB/s on the 2-core test machine), part of the spill is stored raw, and the
-// spill is larger; when decoding is slower (xz, bzip2, or a scan held up by its input or
-// its consumer), everything is compressed. The scan waits only when all chunk buffers are
-// queued, i.e. when the file cannot take the bytes as fast as they come.
+// The decoding goroutine only copies its output into 1 MiB chunks; a goroutine of the
+// spill's own turns them into frames and writes them. It compresses a chunk (zstd
+// SpeedFastest) only when no other chunk is waiting and it has lately been working less
+// than half of its time; otherwise it stores the chunk as a raw frame, which the chunk's
+// layout makes a plain write. So the scan does not wait for the encoder, and the encoder
+// takes at most about half a processor, less on a busy machine (its busy time is wall
+// time, which includes waiting for a processor). Compressing costs 3 to 4 ns a byte
+// where decoding zstd costs about 0.8 and writing a raw frame about 0.3: a fast zstd
+// stream is spilled mostly raw (about 0.95 bytes per byte), a slow one (xz, bzip2, a scan
+// held up by its input or its consumer) compressed (about 0.45). BenchmarkSpill measures
+// both. The scan waits only when all chunk buffers are queued, i.e. when the file cannot
+// take the bytes as fast as they come.
 //
 // While a zstd stream still looks like independent frames (see zstd_access.go), the spill
 // receives verbatim copies of them instead, and a rewind when that turns out wrong: the
@@ -34,17 +38,24 @@ import (
 
 const (
 	// spillFrameSize is the uncompressed size of a spill frame: a random read decodes at
-	// most this much. 1 MiB frames decode in about 1 ms; 256 KiB frames compress 4% worse
-	// and encode slower, 4 MiB frames take 3 to 8 ms to reach their end (BenchmarkSpillRead).
+	// most this much. A random 4 KiB read from 1 MiB frames takes 0.45 ms (0.07 ms raw);
+	// from 256 KiB frames 0.13 ms, but they compress 4% worse; from 4 MiB frames 1.8 ms
+	// (BenchmarkSpillRead).
 	spillFrameSize = 1 << 20
 
 	// spillBuffers bounds the chunks a spill holds, queued or being filled: enough that the
 	// decoder goes on while one chunk is compressed (about 4 chunks' worth of decoding).
-	spillBuffers = 6
+	spillBuffers = 6 // 6 MiB
 
 	// spillLevel is the compression of spill frames: the fastest; the next level encodes at
 	// two thirds of the speed for 3% less.
 	spillLevel = zstd.SpeedFastest
+
+	// spillBudget is the share of its time the spill goroutine may spend working and still
+	// compress; spillMemory how much of its past a chunk later still counts (0.9: about
+	// the last ten chunks).
+	spillBudget = 0.5
+	spillMemory = 0.9
 )
 
 // spillEncoder compresses the frames of every spill; EncodeAll may be called concurrently.
@@ -68,12 +79,21 @@ const (
 // spillChunk is a unit of work for the spill goroutine.
 type spillChunk struct {
 	kind spillKind
-	b    []byte // data or verbatim bytes; capacity spillFrameSize
+	buf  []byte // spillChunkSize bytes: verbatim bytes, or data laid out as a raw frame
+	n    int    // bytes of verbatim or data in buf
 	out  int64  // spillData, spillRewind: offset in the uncompressed stream of the first byte
 
 	// spillRewind: cut the file at to, then decode replay bytes of the frame copied there.
 	to, replay int64
 }
+
+// A data chunk holds its bytes where a raw frame of them has them (rawFrameAt), so that
+// storing it raw is writing the buffer, and compressing it costs a copy.
+const (
+	rawHeaderLen   = 4 + 1 + 4 // magic number, descriptor, content size
+	rawBlockLen    = 3 + zstdMaxBlockSize
+	spillChunkSize = rawHeaderLen + spillFrameSize/zstdMaxBlockSize*rawBlockLen
+)
 
 // spillWriter turns a stream into spill frames. Its methods are called from the decoding
 // goroutine; run does the work on its own.
@@ -96,6 +116,9 @@ type spillWriter struct {
 	points []Point // one per frame written
 	err    error   // the first failure
 	frame  []byte  // a frame being written
+	plain  []byte  // the data of a chunk being compressed
+	busy   float64 // time spent working, decaying by spillMemory per chunk
+	span   float64 // time elapsed, likewise
 }
 
 func newSpillWriter(f *os.File, window uint64) *spillWriter {
@@ -120,7 +143,14 @@ func (s *spillWriter) data(p []byte) {
 			s.cur = s.chunk(spillData)
 			s.cur.out = s.next
 		}
-		n := s.fill(p)
+		c := s.cur
+		k := c.n % zstdMaxBlockSize
+		at := rawHeaderLen + c.n/zstdMaxBlockSize*rawBlockLen + 3 + k
+		n := copy(c.buf[at:at+zstdMaxBlockSize-k], p)
+		c.n += n
+		if c.n == spillFrameSize {
+			s.flush()
+		}
 		s.next += int64(n)
 		p = p[n:]
 	}
@@ -135,7 +165,13 @@ func (s *spillWriter) verbatim(p []byte) {
 		if s.cur == nil {
 			s.cur = s.chunk(spillVerbatim)
 		}
-		p = p[s.fill(p):]
+		c := s.cur
+		n := copy(c.buf[c.n:], p)
+		c.n += n
+		if c.n == len(c.buf) {
+			s.flush()
+		}
+		p = p[n:]
 	}
 }
 
@@ -146,17 +182,6 @@ func (s *spillWriter) rewind(to, replay, out int64) {
 	s.flush()
 	s.queue <- &spillChunk{kind: spillRewind, to: to, replay: replay, out: out}
 	s.next = out + replay
-}
-
-// fill copies what fits of p into the current chunk, queueing it when full.
-func (s *spillWriter) fill(p []byte) int {
-	c := s.cur
-	n := copy(c.b[len(c.b):cap(c.b)], p)
-	c.b = c.b[:len(c.b)+n]
-	if len(c.b) == cap(c.b) {
-		s.flush()
-	}
-	return n
 }
 
 func (s *spillWriter) flush() {
@@ -174,12 +199,12 @@ func (s *spillWriter) chunk(kind spillKind) *spillChunk {
 	default:
 		if s.made < spillBuffers {
 			s.made++
-			c = &spillChunk{b: make([]byte, 0, spillFrameSize)}
+			c = &spillChunk{buf: make([]byte, spillChunkSize)}
 		} else {
 			c = <-s.free
 		}
 	}
-	c.kind, c.b = kind, c.b[:0]
+	c.kind, c.n = kind, 0
 	return c
 }
 
@@ -208,11 +233,17 @@ func (s *spillWriter) abort() {
 
 func (s *spillWriter) run() {
 	defer close(s.done)
+	last := time.Now()
 	for c := range s.queue {
+		start := time.Now()
 		if s.err == nil && !s.stop.Load() {
 			s.err = s.do(c)
 		}
-		if cap(c.b) > 0 {
+		end := time.Now()
+		s.busy = s.busy*spillMemory + float64(end.Sub(start))
+		s.span = s.span*spillMemory + float64(end.Sub(last))
+		last = end
+		if c.buf != nil {
 			s.free <- c // never blocks: free holds every buffer
 		}
 	}
@@ -221,12 +252,28 @@ func (s *spillWriter) run() {
 func (s *spillWriter) do(c *spillChunk) error {
 	switch c.kind {
 	case spillVerbatim:
-		return s.write(c.b)
+		return s.write(c.buf[:c.n])
 	case spillRewind:
 		return s.replay(c.to, c.replay, c.out)
 	}
-	// Compress only when caught up: otherwise the scan would wait for the encoder.
-	return s.writeFrame(c.out, c.b, len(s.queue) == 0)
+	if !s.compressNow() {
+		s.points = append(s.points, Point{Out: c.out, In: s.off})
+		return s.write(rawFrameAt(c.buf, c.n))
+	}
+	s.plain = s.plain[:0]
+	for k := 0; k < c.n; k += zstdMaxBlockSize {
+		at := rawHeaderLen + k/zstdMaxBlockSize*rawBlockLen + 3
+		s.plain = append(s.plain, c.buf[at:at+min(zstdMaxBlockSize, c.n-k)]...)
+	}
+	return s.writeFrame(c.out, s.plain, true)
+}
+
+// compressNow reports whether to compress the next frame: when no chunk is waiting (else
+// the decoder would soon wait for this goroutine) and the goroutine has been working less
+// than spillBudget of its time lately. Busy time is wall time, so a goroutine that waits
+// for a processor counts as busy, and a busy machine gets raw frames.
+func (s *spillWriter) compressNow() bool {
+	return len(s.queue) == 0 && s.busy <= spillBudget*s.span
 }
 
 // writeFrame writes p, the stream from offset out, as one frame.
@@ -283,13 +330,34 @@ func (s *spillWriter) replay(to, n, out int64) error {
 		if _, err := io.ReadFull(dec, buf[:k]); err != nil {
 			return fmt.Errorf("layer: decoding a zstd frame again from its copy: %w", err)
 		}
-		if err := s.writeFrame(out, buf[:k], true); err != nil {
+		if err := s.writeFrame(out, buf[:k], s.compressNow()); err != nil {
 			return err
 		}
 		out += k
 		n -= k
 	}
 	return nil
+}
+
+// rawFrameAt completes the raw frame of the n data bytes laid out in buf (see
+// spillChunkSize) by writing its headers, and returns it.
+func rawFrameAt(buf []byte, n int) []byte {
+	binary.LittleEndian.PutUint32(buf, zstdFrameMagic)
+	buf[4] = 2<<6 | 1<<5 // as in appendRawFrame
+	binary.LittleEndian.PutUint32(buf[5:], uint32(n))
+	at := rawHeaderLen
+	for k := 0; ; k += zstdMaxBlockSize {
+		size := min(n-k, zstdMaxBlockSize)
+		h := uint32(size) << 3
+		if k+size == n {
+			h |= 1
+		}
+		buf[at], buf[at+1], buf[at+2] = byte(h), byte(h>>8), byte(h>>16)
+		if h&1 != 0 {
+			return buf[:at+3+size]
+		}
+		at += rawBlockLen
+	}
 }
 
 // appendRawFrame appends a zstd frame holding p as raw blocks: a single-segment frame

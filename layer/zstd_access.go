@@ -48,7 +48,9 @@ import (
 // Recorder.err, and Map reports it after the stream was read to its end.
 
 // zstdFrameLimit is the largest zstd frame, in output and in input bytes, that is a
-// resume point: decoding 8 MiB takes about 6 ms (1.3 GB/s on the 2-core test machine).
+// resume point: a random read from 8 MiB frames takes 4 ms on average, and up to 9
+// (BenchmarkSpillRead), a few times what a gzip checkpoint costs; below it, frame sizes
+// seen in the wild (4 MiB seekable frames, zstd:chunked's ~64 KiB) fit.
 const zstdFrameLimit = 8 << 20
 
 type zstdMode uint8
