@@ -1,0 +1,191 @@
+package squashfs
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// decompressor decodes one block (metadata, data or fragment): a self-contained stream.
+// It is safe for concurrent use.
+type decompressor interface {
+	// decompress appends the decoded form of src to dst[:0] and returns it; it fails when
+	// the output would exceed limit bytes.
+	decompress(dst, src []byte, limit int) ([]byte, error)
+}
+
+func newDecompressor(id uint16) (decompressor, error) {
+	switch id {
+	case compGzip:
+		return &zlibDecompressor{}, nil
+	case compXZ:
+		return xzDecompressor{}, nil
+	case compZstd:
+		d, err := sharedZstd()
+		if err != nil {
+			return nil, fmt.Errorf("squashfs: zstd: %w", err)
+		}
+		return zstdDecompressor{d}, nil
+	}
+	if name, ok := compNames[id]; ok {
+		return nil, fmt.Errorf("%w: compressor %s (this reader knows gzip, xz and zstd)", ErrUnsupported, name)
+	}
+	return nil, corrupt("unknown compressor id %d", id)
+}
+
+// errTooLarge is wrapped when a block decodes to more than it may.
+func errTooLarge(limit int) error {
+	return corrupt("a block decodes to more than %d bytes", limit)
+}
+
+// readLimited reads r to its end into dst[:0], failing past limit bytes.
+func readLimited(r io.Reader, dst []byte, limit int) ([]byte, error) {
+	if cap(dst) < limit+1 {
+		dst = make([]byte, 0, limit+1)
+	}
+	dst = dst[:0]
+	for {
+		if len(dst) > limit {
+			return nil, errTooLarge(limit)
+		}
+		n, err := r.Read(dst[len(dst) : limit+1])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			if len(dst) > limit {
+				return nil, errTooLarge(limit)
+			}
+			return dst, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// zlibDecompressor reads the zlib streams squashfs calls gzip.
+type zlibDecompressor struct{ pool sync.Pool }
+
+type zlibReader interface {
+	io.ReadCloser
+	zlib.Resetter
+}
+
+func (z *zlibDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
+	br := bytes.NewReader(src)
+	var zr zlibReader
+	if v := z.pool.Get(); v != nil {
+		zr = v.(zlibReader)
+		if err := zr.Reset(br, nil); err != nil {
+			return nil, corrupt("gzip: %v", err)
+		}
+	} else {
+		r, err := zlib.NewReader(br)
+		if err != nil {
+			return nil, corrupt("gzip: %v", err)
+		}
+		zr = r.(zlibReader)
+	}
+	out, err := readLimited(zr, dst, limit)
+	if err != nil {
+		return nil, corrupt("gzip: %v", err)
+	}
+	z.pool.Put(zr)
+	return out, nil
+}
+
+// The zstd decoder is shared by every FS: DecodeAll is safe for concurrent use, and one
+// decoder per image would cost its buffers each time.
+var sharedZstd = sync.OnceValues(func() (*zstd.Decoder, error) {
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<20),
+		zstd.WithDecoderMaxWindow(8<<20))
+})
+
+type zstdDecompressor struct{ d *zstd.Decoder }
+
+func (z zstdDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
+	out, err := z.d.DecodeAll(src, dst[:0])
+	if err != nil {
+		return nil, corrupt("zstd: %v", err)
+	}
+	if len(out) > limit {
+		return nil, errTooLarge(limit)
+	}
+	return out, nil
+}
+
+// xzDecompressor reads xz streams of one LZMA2 filter; squashfs's BCJ filters are refused.
+type xzDecompressor struct{}
+
+func (xzDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
+	if err := checkXzBlock(src, limit); err != nil {
+		return nil, err
+	}
+	r, err := xz.ReaderConfig{DictCap: 4096, SingleStream: true}.NewReader(bytes.NewReader(src))
+	if err != nil {
+		return nil, corrupt("xz: %v", err)
+	}
+	out, err := readLimited(r, dst, limit)
+	if err != nil {
+		return nil, corrupt("xz: %v", err)
+	}
+	return out, nil
+}
+
+// checkXzBlock looks at the filters of the first block header of an xz stream: anything but
+// a single LZMA2 filter is unsupported, and an LZMA2 dictionary far above what a block of
+// limit bytes needs is refused before the decoder allocates it.
+func checkXzBlock(src []byte, limit int) error {
+	const streamHeaderLen = 12
+	if len(src) < streamHeaderLen+2 || src[streamHeaderLen] == 0 {
+		return nil // too short, or no block: the decoder says what is wrong
+	}
+	p := src[streamHeaderLen:]
+	p = p[:min(len(p), (int(p[0])+1)*4)]
+	flags := p[1]
+	p = p[2:]
+	vli := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && i < len(p); i++ {
+			v |= uint64(p[i]&0x7f) << (7 * i)
+			if p[i]&0x80 == 0 {
+				p = p[i+1:]
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	for _, bit := range []byte{0x40, 0x80} {
+		if flags&bit != 0 {
+			if _, ok := vli(); !ok {
+				return nil
+			}
+		}
+	}
+	const lzma2 = 0x21
+	for range int(flags&3) + 1 {
+		id, ok1 := vli()
+		size, ok2 := vli()
+		if !ok1 || !ok2 || uint64(len(p)) < size {
+			return nil
+		}
+		if id != lzma2 {
+			return fmt.Errorf("%w: xz filter %#x (BCJ filters, mksquashfs -Xbcj, are not read)", ErrUnsupported, id)
+		}
+		if size == 1 && p[0] <= 40 {
+			dict := uint64(2|p[0]&1) << (p[0]/2 + 11)
+			if p[0] == 40 {
+				dict = 1<<32 - 1
+			}
+			if dict > max(uint64(limit)*2, 1<<20) {
+				return corrupt("xz block needs a dictionary of %d bytes for at most %d bytes of output", dict, limit)
+			}
+		}
+		p = p[size:]
+	}
+	return nil
+}
