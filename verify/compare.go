@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -165,4 +166,39 @@ func linkGroup(key string) string {
 		return "(single name)"
 	}
 	return "group of " + strconv.Quote(key)
+}
+
+// Summary counts differences.
+type Summary struct {
+	Missing int // paths only in want
+	Extra   int // paths only in got
+	Changed int // paths in both with at least one field that differs
+	// Fields counts the differing fields by name ("mode", "digest", "xattr" for every xattr
+	// name, ...).
+	Fields map[string]int
+}
+
+// Summarize counts diffs, as Compare returns them.
+func Summarize(diffs []Difference) Summary {
+	s := Summary{Fields: map[string]int{}}
+	last := ""
+	for i, d := range diffs {
+		switch d.Kind {
+		case '-':
+			s.Missing++
+		case '+':
+			s.Extra++
+		case '~':
+			if i == 0 || d.Path != last || diffs[i-1].Kind != '~' {
+				s.Changed++
+			}
+			field := d.Field
+			if strings.HasPrefix(field, "xattr ") {
+				field = "xattr"
+			}
+			s.Fields[field]++
+		}
+		last = d.Path
+	}
+	return s
 }

@@ -6,15 +6,24 @@
 // modification time and hard-link grouping. [Compare] then reports every
 // field that differs as a [Difference].
 //
-// Today the only source of entries is a directory on disk ([ScanDir]), which
-// covers the `dir` output, a tar output extracted by GNU tar, and the rootfs
-// that `umoci unpack` produces (the reference the end-to-end tests trust).
-// Reading a tar or a squashfs directly, and comparing with the merged index,
-// will be added as further sources of the same [Entry] list.
+// Entries come from five sources:
+//
+//   - [ScanDir]: a directory on disk (the `dir` output, a tar extracted by GNU tar, the
+//     rootfs of `umoci unpack`, a mounted squashfs);
+//   - [ScanTar]: a tar stream, read without extracting it;
+//   - [ScanSquashfs]: a squashfs image, read with package squashfs (no mount, no
+//     squashfuse);
+//   - [ScanOutput]: whichever of the three [DetectFormat] finds at a path;
+//   - [FromIndex]: the merged index of an image, with contents hashed from its layers:
+//     what every output of the image must hold.
+//
+// [Squashed] turns a list into what a squashfs can hold of it (mtimes in whole seconds,
+// user/trusted/security xattrs only), so that a squashfs output is compared with what it
+// can be, and [CompareIndexes] compares two images without extracting either.
 //
 // The package deliberately knows nothing about how an image is merged: it
-// never decides what the right answer is, it only says whether two trees
-// are the same.
+// never decides what the right answer is (that is the index's, built by
+// package overlay), it only says whether two trees are the same.
 //
 // # Paths
 //
