@@ -41,9 +41,14 @@ func report(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, pflag.ErrHelp) {
 		return 0
 	}
+	code := 1
+	var x exitError // verify and diff: 1 = different, 2 = could not tell
+	if errors.As(err, &x) {
+		code = x.code
+	}
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "ocirender: interrupted")
-		return 1
+		return code
 	}
 	fmt.Fprintf(stderr, "ocirender: %s\n", oneLine(err.Error()))
 	var u usageError
@@ -51,7 +56,7 @@ func report(err error, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Run 'ocirender help' for usage.")
 		return 2
 	}
-	return 1
+	return code
 }
 
 func oneLine(s string) string {
@@ -74,7 +79,7 @@ type verb struct {
 var verbs []*verb
 
 func init() {
-	verbs = []*verb{exportVerb, catVerb, lsVerb, statVerb, versionVerb}
+	verbs = []*verb{exportVerb, catVerb, lsVerb, statVerb, verifyVerb, diffVerb, versionVerb}
 }
 
 const usageHead = `ocirender turns OCI container images into tar streams and directories, and
