@@ -48,12 +48,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// buildBinaries builds every command of the module into dir, before TestMain moves
+// XDG_CACHE_HOME (where the go command keeps its build cache by default).
 func buildBinaries(dir string) error {
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "ocirender"), "./cmd/ocirender")
-	cmd.Dir = ".." // the module root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go build ./cmd/ocirender: %v\n%s", err, out)
+	for _, c := range []string{"ocirender", "ocimount"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, c), "./cmd/"+c)
+		cmd.Dir = ".." // the module root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go build ./cmd/%s: %v\n%s", c, err, out)
+		}
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package tests
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -21,34 +20,10 @@ import (
 	"github.com/ocirender/ocirender/verify"
 )
 
-var (
-	ocimountOnce sync.Once
-	ocimountErr  error
-	// goCache is the go command's build cache as the test binary starts, before TestMain
-	// points XDG_CACHE_HOME (where GOCACHE lives by default) at an empty directory.
-	goCache = func() string {
-		out, _ := exec.Command("go", "env", "GOCACHE").Output()
-		return strings.TrimSpace(string(out))
-	}()
-)
-
-// ocimountBin builds cmd/ocimount next to the other binaries of the run (once) and returns it.
+// ocimountBin returns the ocimount binary TestMain built, or fails the test.
 func ocimountBin(t testing.TB) string {
 	t.Helper()
-	ocirenderBin(t) // binDir exists, the module builds
-	ocimountOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "ocimount"), "./cmd/ocimount")
-		cmd.Dir = ".."
-		if goCache != "" {
-			cmd.Env = append(os.Environ(), "GOCACHE="+goCache)
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			ocimountErr = fmt.Errorf("go build ./cmd/ocimount: %v\n%s", err, out)
-		}
-	})
-	if ocimountErr != nil {
-		t.Fatalf("cannot run the end-to-end test: %v", ocimountErr)
-	}
+	ocirenderBin(t) // the binaries built
 	return filepath.Join(binDir, "ocimount")
 }
 
