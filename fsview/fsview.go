@@ -182,6 +182,9 @@ func (v *View) fillAttr(id index.ID, out *fuse.Attr) {
 	in := v.ix.Inode(ino)
 	out.Ino = uint64(ino) + 1
 	out.Mode = typeBits(in.Type) | in.Mode&07777
+	if in.Type == index.Symlink {
+		out.Mode = syscall.S_IFLNK | 0o777 // as an unpacked tree shows it: Linux ignores a symlink's mode
+	}
 	out.Nlink = in.Nlink
 	out.Uid, out.Gid = in.UID, in.GID
 	if in.Type != index.Dir {
