@@ -51,6 +51,7 @@ type spillBench struct {
 	tar    []byte
 	single []byte
 	frames []byte
+	small  []byte // frames of 16 KiB, smaller than zstd:chunked's
 }
 
 var spillBenchData = sync.OnceValue(func() *spillBench {
@@ -67,6 +68,9 @@ var spillBenchData = sync.OnceValue(func() *spillBench {
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
 	for off := 0; off < len(s.tar); off += 4 << 20 {
 		s.frames = enc.EncodeAll(s.tar[off:min(off+4<<20, len(s.tar))], s.frames)
+	}
+	for off := 0; off < len(s.tar); off += 16 << 10 {
+		s.small = enc.EncodeAll(s.tar[off:min(off+16<<10, len(s.tar))], s.small)
 	}
 	return s
 })
@@ -112,7 +116,7 @@ func largestZstdLayer() ([]byte, string) {
 //     once, as a scan with two workers decodes them;
 //   - frames: the layer in 4 MiB frames, which gets a frames map: nocopy without a spill
 //     (the frame by frame decoding alone), copy with one (also the verbatim copy, then
-//     its truncation).
+//     its truncation); small-frames: likewise in 16 KiB frames, a decoder Reset each.
 //
 // Metrics: plain-MB/s and rec-MB/s, the decoding speeds; speed, their ratio; cpu, the
 // ratio of process CPU time (what recording costs on a busy machine); spill/B, the spill's
@@ -130,6 +134,8 @@ func BenchmarkSpill(b *testing.B) {
 		{"single-x2", s.single, true, 2},
 		{"frames-nocopy", s.frames, false, 1},
 		{"frames-copy", s.frames, true, 1},
+		{"small-frames-nocopy", s.small, false, 1},
+		{"small-frames-copy", s.small, true, 1},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			dir := b.TempDir()

@@ -161,8 +161,9 @@ func (zs *zstdRec) openSpill() *spillWriter {
 	return zs.spill
 }
 
-// frameStart is told by the splitter that a data frame starts at byte in of the blob.
-func (zs *zstdRec) frameStart(in int64) {
+// frameStart is told by the splitter that a data frame starts at byte in of the blob, and
+// how large it says it is (-1: it does not say).
+func (zs *zstdRec) frameStart(in, size int64) {
 	if zs.mode != zstdModeFrames {
 		return
 	}
@@ -171,6 +172,9 @@ func (zs *zstdRec) frameStart(in int64) {
 	if n := len(zs.points); n == 0 || zs.out-zs.points[n-1].Out >= zs.r.interval() {
 		zs.points = append(zs.points, Point{Out: zs.out, In: in})
 		zs.copies = append(zs.copies, zs.copied)
+	}
+	if size > zs.limit {
+		zs.abandon() // too large already: no copy to make, nothing to decode again
 	}
 }
 

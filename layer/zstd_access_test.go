@@ -226,7 +226,9 @@ func TestZstdRecord(t *testing.T) {
 		{"empty frame", Zstd, func(t *testing.T) []byte { return zstdFrames(t, nil, 1) }, nil, 0, AccessZstdFrames},
 		{"skippable frame only", Zstd, func(t *testing.T) []byte { return zstdSkippableFrame("x") }, nil, 0, AccessZstdFrames},
 		{"one large frame", Zstd, func(t *testing.T) []byte { return zstdOneFrame(t, data, zstd.SpeedFastest) }, data, 1 << 20, AccessSpill},
+		{"one large frame with its size", Zstd, func(t *testing.T) []byte { return zstdFrames(t, data, len(data)) }, data, 1 << 20, AccessSpill},
 		{"zstd one frame", Zstd, func(t *testing.T) []byte { return runTool(t, data, "zstd", "-c", "-q") }, data, 1 << 20, AccessSpill},
+		{"zstd file one frame", Zstd, func(t *testing.T) []byte { return runToolOnFile(t, data, "zstd", "-c", "-q") }, data, 1 << 20, AccessSpill},
 		{"zstd --long one frame", Zstd, func(t *testing.T) []byte { return runTool(t, data, "zstd", "-c", "-q", "--long=27") }, data, 1 << 20, AccessSpill},
 		{"large frame after small ones", Zstd, func(t *testing.T) []byte {
 			return cat(zstdSkippableFrame("x"), zstdFrames(t, data[:300000], 100000), zstdSkippableFrame("y"),
@@ -419,6 +421,36 @@ func TestZstdRecordSameResult(t *testing.T) {
 				t.Logf("%d bytes, %v", len(got), err)
 			}
 		})
+	}
+}
+
+// TestZstdRecordDeclaredSize checks that a frame whose header declares a size above the
+// limit goes to the spill at once, without a verbatim copy to make and decode again.
+func TestZstdRecordDeclaredSize(t *testing.T) {
+	data := layerLike(1<<20+5000, 17)
+	for _, tc := range []struct {
+		name   string
+		blob   []byte
+		copied bool
+	}{
+		{"declared", cat(zstdFrames(t, data[:5000], 5000), zstdFrames(t, data[5000:], len(data))), false},
+		{"not declared", cat(zstdFrames(t, data[:5000], 5000), zstdOneFrame(t, data[5000:], zstd.SpeedFastest)), true},
+	} {
+		s := &spillFiles{t: t}
+		got, rec, err := zstdRecorded(t, tc.blob, Zstd, 1<<19, s.spill, false)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: Decompress = %d bytes, %v", tc.name, len(got), err)
+		}
+		m, err := rec.Map()
+		if err != nil || m.Access != AccessSpill {
+			t.Fatalf("%s: Map() = %v, %v; want a spill", tc.name, m, err)
+		}
+		// The first frame is copied either way; the second only when its size is unknown.
+		if copied := rec.zs.copied > int64(len(zstdFrames(t, data[:5000], 5000))); copied != tc.copied {
+			t.Errorf("%s: %d bytes copied verbatim; want the large frame copied: %v", tc.name, rec.zs.copied, tc.copied)
+		}
+		src, size := zstdMapSource(t, m, tc.blob, s)
+		checkZstdMap(t, m, data, src, size, 50)
 	}
 }
 

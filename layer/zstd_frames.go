@@ -49,9 +49,9 @@ const (
 
 // frameSink receives what a zstdSplitter finds.
 type frameSink interface {
-	frameStart(in int64) // a data frame starts at byte in of the blob
-	frameBytes(p []byte) // bytes of a data frame, as they pass
-	framesUnknown()      // the rest of the stream is passed on unparsed
+	frameStart(in, size int64) // a data frame of size bytes (-1: unknown) starts at byte in
+	frameBytes(p []byte)       // bytes of a data frame, as they pass
+	framesUnknown()            // the rest of the stream is passed on unparsed
 }
 
 // zstdSplitter is the decoder's input: br, cut into units. See the comment above.
@@ -149,12 +149,12 @@ func (s *zstdSplitter) next() {
 			return
 		}
 		n := zstdHeaderLen(b[4])
-		if _, ok = s.peek(n); !ok {
+		if b, ok = s.peek(n); !ok {
 			s.pass()
 			return
 		}
 		s.crc = b[4]&(1<<2) != 0
-		s.sink.frameStart(s.pos)
+		s.sink.frameStart(s.pos, zstdContentSize(b))
 		s.left, s.data, s.state = int64(n), true, splitBlock
 	case splitBlock:
 		b, ok := s.peek(3)
@@ -209,6 +209,33 @@ func zstdHeaderLen(fhd byte) int {
 		n += 8
 	}
 	return n
+}
+
+// zstdContentSize returns the Frame_Content_Size of the frame header h, or -1 when the
+// header does not give it.
+func zstdContentSize(h []byte) int64 {
+	fhd := h[4]
+	single := fhd&(1<<5) != 0
+	at := 5 + [4]int{0, 1, 2, 4}[fhd&3]
+	if !single {
+		at++
+	}
+	switch fhd >> 6 {
+	case 0:
+		if single {
+			return int64(h[at])
+		}
+		return -1
+	case 1:
+		return int64(binary.LittleEndian.Uint16(h[at:])) + 256
+	case 2:
+		return int64(binary.LittleEndian.Uint32(h[at:]))
+	}
+	size := binary.LittleEndian.Uint64(h[at:])
+	if size > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(size)
 }
 
 // zstdFrameReader decodes a zstd stream frame by frame through a zstdSplitter, telling zs
