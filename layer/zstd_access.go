@@ -27,18 +27,23 @@ import (
 //
 // For zstd, the choice is made at the end, which is the only place it can be made
 // soundly: a stream of small frames may end with a large one. Until then the spill gets a
-// verbatim copy of every data frame (their compressed bytes, a write of the blob's size and
-// no computation), so that when a frame proves too large the spill already holds the
-// stream up to that frame as independent frames: it is cut at the frame's start, and
-// re-encoding starts there, with the part of the frame already decoded decoded once more
-// from its copy. The points before that frame stay, with their In moved into the spill.
-// When the stream ends with every frame small enough, the copy is discarded (the file is
-// truncated to nothing) and the map points into the blob. The first frame's size is not a
-// good enough predictor to skip the copy: zstd:chunked makes one frame of the headers of
-// consecutive empty files and one of a run of zeros, and concatenated files mix sizes.
+// verbatim copy of every data frame, so that when a frame proves too large the spill
+// already holds the stream up to that frame as independent frames: it is cut at the
+// frame's start, and re-encoding starts there, with the part of the frame already decoded
+// decoded once more from its copy (a frame whose header declares a size above the limit
+// goes to the spill at once). The points before that frame stay, with their In moved into
+// the spill. When the stream ends with every frame small enough, the copy is discarded
+// (the file is truncated to nothing) and the map points into the blob. The first frame's
+// size is not a good enough predictor to skip the copy: zstd:chunked makes one frame of
+// the headers of consecutive empty files and one of a run of zeros, and concatenated files
+// mix sizes. The copy is a write of the blob's size and no computation, yet it costs
+// about a quarter of the decoding's processor time (BenchmarkSpill, frames-copy); with
+// the blob at hand as an io.ReaderAt, the prefix could be copied from it only when a
+// frame proves too large.
 //
-// A zstd stream small enough to be one frame within the limit is mapped too, with a single
-// point: a random read decodes at most zstdFrameLimit bytes, and no spill file is made.
+// A zstd stream of one frame within the limit is mapped too, with a single point: a random
+// read decodes at most zstdFrameLimit bytes, as with several frames, and small layers
+// need no spill file.
 //
 // A zstd stream without data frames (skippable frames only) gets an AccessZstdFrames map
 // of size 0 without points. A spill always has at least one frame, empty for an empty
@@ -80,10 +85,10 @@ type zstdRec struct {
 	copied    int64   // bytes copied to the spill
 
 	spill    *spillWriter
-	asked    bool  // Spill was called
-	spillErr error // Spill failed
-	prefix   []Point
-	ended    bool // the map is made, or will never be
+	asked    bool    // Spill was called
+	spillErr error   // Spill failed
+	prefix   []Point // zstdModeSpill: the points of copied frames, In in the spill
+	ended    bool    // the map is made, or will never be
 }
 
 // wrap returns what reads the layer with recording, for a decoder of compression c made
