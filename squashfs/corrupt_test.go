@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -22,6 +23,8 @@ type rawImage struct {
 	dirs    []byte
 	ids     []uint32
 	frags   [][2]uint64 // fragment table: start, size word
+	kv      []byte      // xattr key/value table
+	xids    [][3]uint64 // xattr id table: kv reference, count, size
 	root    uint64      // inode reference of the root
 	count   uint32      // inodes numbered so far
 	patch   func(img []byte)
@@ -146,6 +149,24 @@ func (r *rawImage) bytes() []byte {
 	img = append(img, rawTable(raw)...)
 	idTable := len(img)
 	img = le.AppendUint64(img, uint64(idBlock))
+	xattrTable := ^uint64(0)
+	if r.xids != nil {
+		kvStart := len(img)
+		img = append(img, rawTable(r.kv)...)
+		var raw []byte
+		for _, x := range r.xids {
+			raw = le.AppendUint64(raw, x[0])
+			raw = le.AppendUint32(raw, uint32(x[1]))
+			raw = le.AppendUint32(raw, uint32(x[2]))
+		}
+		blocks := len(img)
+		img = append(img, rawTable(raw)...)
+		xattrTable = uint64(len(img))
+		img = le.AppendUint64(img, uint64(kvStart))
+		img = le.AppendUint32(img, uint32(len(r.xids)))
+		img = le.AppendUint32(img, 0)
+		img = le.AppendUint64(img, uint64(blocks))
+	}
 	sb := img[:96]
 	le.PutUint32(sb[0:], 0x73717368)
 	le.PutUint32(sb[4:], r.count)
@@ -153,13 +174,15 @@ func (r *rawImage) bytes() []byte {
 	le.PutUint32(sb[16:], uint32(len(r.frags)))
 	le.PutUint16(sb[20:], 1) // gzip
 	le.PutUint16(sb[22:], 12)
-	le.PutUint16(sb[24:], 0x0200) // no xattrs
+	if r.xids == nil {
+		le.PutUint16(sb[24:], 0x0200) // no xattrs
+	}
 	le.PutUint16(sb[26:], uint16(len(r.ids)))
 	le.PutUint16(sb[28:], 4)
 	le.PutUint64(sb[32:], r.root)
 	le.PutUint64(sb[40:], uint64(len(img)))
 	le.PutUint64(sb[48:], uint64(idTable))
-	le.PutUint64(sb[56:], ^uint64(0))
+	le.PutUint64(sb[56:], xattrTable)
 	le.PutUint64(sb[64:], uint64(inodeTable))
 	le.PutUint64(sb[72:], uint64(dirTable))
 	le.PutUint64(sb[80:], uint64(fragTable))
@@ -168,6 +191,43 @@ func (r *rawImage) bytes() []byte {
 		r.patch(img)
 	}
 	return img
+}
+
+// xattrFifo writes an extended fifo inode with xattr id id.
+func (r *rawImage) xattrFifo(id uint32) (uint64, uint32) {
+	a, n := r.header(13, 0o644)
+	r.inodes = le.AppendUint32(r.inodes, 1)
+	r.inodes = le.AppendUint32(r.inodes, id)
+	return a, n
+}
+
+// kvEntry appends an xattr name (type 0 is user.) and an inline value, or with ool an
+// out-of-line reference, to the key/value table, and returns where the value went.
+func (r *rawImage) kvEntry(typ uint16, name, value string, ool uint64, isOOL bool) uint64 {
+	if isOOL {
+		typ |= 0x100
+	}
+	r.kv = le.AppendUint16(r.kv, typ)
+	r.kv = le.AppendUint16(r.kv, uint16(len(name)))
+	r.kv = append(r.kv, name...)
+	at := ref(len(r.kv))
+	if isOOL {
+		r.kv = le.AppendUint32(r.kv, 8)
+		r.kv = le.AppendUint64(r.kv, ool)
+	} else {
+		r.kv = le.AppendUint32(r.kv, uint32(len(value)))
+		r.kv = append(r.kv, value...)
+	}
+	return at
+}
+
+// xattrImage is an image whose root lists a fifo "x" with xattr set 0, made by sets.
+func xattrImage(sets func(r *rawImage)) []byte {
+	return rootWithInode(func(r *rawImage) (uint64, uint32, uint16) {
+		sets(r)
+		a, n := r.xattrFifo(0)
+		return a, n, 6
+	})
 }
 
 // simple is a valid image: a root holding a file (data block and tail fragment), a symlink
@@ -233,6 +293,29 @@ func TestRawImage(t *testing.T) {
 	want := ":dir f:file:4100:tail s:symlink sub:dir sub/g:file:3:ail"
 	if err != nil || strings.Join(got, " ") != want {
 		t.Errorf("Walk = %q, %v; want %q", strings.Join(got, " "), err, want)
+	}
+}
+
+func TestRawXattrs(t *testing.T) {
+	img := xattrImage(func(r *rawImage) {
+		v := r.kvEntry(1, "shared", strings.Repeat("s", 100), 0, false)
+		start := ref(len(r.kv))
+		r.kvEntry(0, "inline", "\x00\xff", 0, false)
+		r.kvEntry(2, "capability", "", v, true)
+		r.xids = [][3]uint64{{start, 2, 40}}
+	})
+	sq, err := open2(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := sq.Stat("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs, err := sq.Xattrs(in)
+	want := []squashfs.Xattr{{Name: "user.inline", Value: "\x00\xff"}, {Name: "security.capability", Value: strings.Repeat("s", 100)}}
+	if err != nil || !reflect.DeepEqual(xs, want) {
+		t.Errorf("Xattrs = %q, %v; want %q", xs, err, want)
 	}
 }
 
@@ -381,6 +464,40 @@ func TestCorrupt(t *testing.T) {
 				return a, n, 6
 			})
 		}, nil, "no xattr table"},
+		{"xattr id out of range", func() []byte {
+			return xattrImage(func(r *rawImage) {
+				r.kvEntry(0, "a", "1", 0, false)
+				r.xids = [][3]uint64{}
+			})
+		}, nil, "xattr id 0 of 0"},
+		{"xattr type 3", func() []byte {
+			return xattrImage(func(r *rawImage) {
+				r.kvEntry(3, "a", "1", 0, false)
+				r.xids = [][3]uint64{{0, 1, 10}}
+			})
+		}, nil, "xattr type 0x3"},
+		{"xattr value too large", func() []byte {
+			return xattrImage(func(r *rawImage) {
+				r.kvEntry(0, "a", strings.Repeat("v", 70000), 0, false)
+				r.xids = [][3]uint64{{0, 1, 70010}}
+			})
+		}, nil, "value of 70000 bytes"},
+		{"one value named out of line many times", func() []byte {
+			return xattrImage(func(r *rawImage) {
+				v := r.kvEntry(0, "big", strings.Repeat("v", 65536), 0, false)
+				start := ref(len(r.kv))
+				for i := range 100 {
+					r.kvEntry(0, fmt.Sprint(i), "", v, true)
+				}
+				r.xids = [][3]uint64{{start, 100, 1600}}
+			})
+		}, nil, "xattr set of more than"},
+		{"out-of-line reference outside the table", func() []byte {
+			return xattrImage(func(r *rawImage) {
+				r.kvEntry(0, "a", "", 1<<40, true)
+				r.xids = [][3]uint64{{0, 1, 16}}
+			})
+		}, nil, "outside the key/value table"},
 		{"too deep", func() []byte {
 			r := newRaw()
 			child, num := r.file(0, 0xffffffff, 0, 0)

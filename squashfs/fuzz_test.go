@@ -20,6 +20,13 @@ import (
 func FuzzOpen(f *testing.F) {
 	f.Add(simple().bytes())
 	f.Add(rootWith(rawEntry{name: "a"}, rawEntry{name: "b"}))
+	f.Add(xattrImage(func(r *rawImage) {
+		v := r.kvEntry(1, "shared", strings.Repeat("s", 30), 0, false)
+		start := ref(len(r.kv))
+		r.kvEntry(0, "inline", "x", 0, false)
+		r.kvEntry(2, "capability", "", v, true)
+		r.xids = [][3]uint64{{start, 2, 40}}
+	}))
 	small := []node{
 		dirN("d").with(func(n *node) { n.xattrs = []index.Xattr{{Name: "user.a", Value: strings.Repeat("v", 20)}} }),
 		regN("d/f", "hello").with(func(n *node) { n.xattrs = []index.Xattr{{Name: "user.b", Value: strings.Repeat("v", 20)}} }),

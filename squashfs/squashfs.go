@@ -40,8 +40,8 @@
 // table it belongs to before it is used, so a corrupt or hostile image gives an error
 // wrapping ErrCorrupt, never a panic or an allocation the image's own size does not
 // justify: metadata blocks decode to at most 8 KiB, data blocks to at most the block size,
-// symlink targets are at most 4096 bytes, xattr values 64 KiB, names 256 bytes, a
-// directory at most 4 Mi entries, and a file's block list is read as the file is, never
+// symlink targets are at most 4096 bytes, xattr values 64 KiB (4 MiB for the set of
+// one inode), names 256 bytes, a directory at most 1 Mi entries, and a file's block list is read as the file is, never
 // loaded whole. Walk refuses a directory inode or listing met twice, which is how a cycle
 // (or a tree made to look exponentially large) shows itself, and a tree deeper than
 // MaxDepth. Names are checked: "", ".", "..", and names with "/" or NUL are corrupt, and so
@@ -88,7 +88,7 @@ const (
 	maxNameLen   = 256
 	maxSymlink   = 4096    // the kernel refuses longer targets (PAGE_SIZE)
 	maxXattrSize = 1 << 16 // Linux's XATTR_SIZE_MAX
-	maxDirLen    = 4 << 20 // entries of one directory
+	maxDirLen    = 1 << 20 // entries of one directory
 	// MaxDepth bounds how deep Walk descends.
 	MaxDepth = 4096
 )

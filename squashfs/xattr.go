@@ -16,6 +16,9 @@ var xattrPrefixes = [...]string{"user.", "trusted.", "security."}
 const (
 	xattrOOL      = 0x0100
 	maxXattrCount = 1 << 16
+	// maxXattrSet bounds the names and values of one set: out-of-line values let a few
+	// bytes of table name the same 64 KiB value any number of times.
+	maxXattrSet = 4 << 20
 )
 
 // Xattrs returns the extended attributes of in, in stored order; nil when it has none.
@@ -72,6 +75,7 @@ func (fs *FS) xattrs(id uint32) ([]Xattr, error) {
 		return nil, err
 	}
 	out := make([]Xattr, 0, min(count, 64))
+	total := 0
 	var h [4]byte
 	for range count {
 		if err := m.read(h[:]); err != nil {
@@ -109,6 +113,10 @@ func (fs *FS) xattrs(id uint32) ([]Xattr, error) {
 		}
 		if vlen > maxXattrSize {
 			return nil, corrupt("xattr %q: value of %d bytes", name, vlen)
+		}
+		total += len(name) + int(vlen)
+		if total > maxXattrSet {
+			return nil, corrupt("xattr set of more than %d bytes", maxXattrSet)
 		}
 		value := make([]byte, vlen)
 		if err := vm.read(value); err != nil {

@@ -25,9 +25,10 @@ const (
 	FormatSquashfs Format = "squashfs"
 )
 
-// DetectFormat tells what is at p: a directory, a squashfs image (the magic "hsqs"), or a
-// tar (the "ustar" magic at offset 257 that POSIX and GNU tar both write). Compressed tars
-// and anything else are an error.
+// DetectFormat tells what is at p: a directory, a squashfs image (the magic "hsqs"; a
+// block device holding one too), or a tar (the "ustar" magic at offset 257 that POSIX and
+// GNU tar both write). A symlink to a file is followed. Compressed tars and anything else
+// are an error.
 func DetectFormat(p string) (Format, error) {
 	fi, err := os.Lstat(p)
 	if err != nil {
@@ -35,6 +36,16 @@ func DetectFormat(p string) (Format, error) {
 	}
 	if fi.IsDir() {
 		return FormatDir, nil
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		// A symlink to a file is followed; one to a directory is not (ScanDir scans
+		// exactly the tree it is given).
+		if fi, err = os.Stat(p); err != nil {
+			return "", fmt.Errorf("verify: %w", err)
+		}
+		if fi.IsDir() {
+			return "", fmt.Errorf("verify: %s: a symlink to a directory: give the directory itself", p)
+		}
 	}
 	if !fi.Mode().IsRegular() && fi.Mode()&os.ModeDevice == 0 {
 		return "", fmt.Errorf("verify: %s: %w", p, errUnknownFormat)

@@ -305,6 +305,7 @@ func TestDetectFormat(t *testing.T) {
 		check(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))
 	}
 	check(t, os.Symlink("pax.tar", filepath.Join(dir, "link")))
+	check(t, os.Symlink(".", filepath.Join(dir, "dirlink")))
 	for _, tc := range []struct {
 		name string
 		want verify.Format
@@ -313,7 +314,8 @@ func TestDetectFormat(t *testing.T) {
 		{"pax.tar", verify.FormatTar, ""}, {"gnu.tar", verify.FormatTar, ""}, {"ustar", verify.FormatTar, ""},
 		{"img.sqfs", verify.FormatSquashfs, ""}, {".", verify.FormatDir, ""},
 		{"tar.gz", "", "decompress"}, {"tar.zst", "", "decompress"}, {"text", "", "not a directory, a tar or a squashfs"},
-		{"empty", "", "not a directory"}, {"link", "", "not a directory"}, {"missing", "", "no such file"},
+		{"empty", "", "not a directory"}, {"link", verify.FormatTar, ""}, {"dirlink", "", "symlink to a directory"},
+		{"missing", "", "no such file"},
 	} {
 		got, err := verify.DetectFormat(filepath.Join(dir, tc.name))
 		if got != tc.want || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
