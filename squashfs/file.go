@@ -58,6 +58,29 @@ func (f *File) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo writes the content from where the last Read stopped to w, a block at a time,
+// without copying it through a buffer of the caller's (io.Copy uses it).
+func (f *File) WriteTo(w io.Writer) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	bs := int64(f.fs.bs)
+	for f.pos < f.in.Size {
+		b := f.pos / bs
+		data, err := f.blockData(b)
+		if err != nil {
+			return n, fmt.Errorf("squashfs: inode %#x (number %d): %w", f.in.Ref, f.in.Number, err)
+		}
+		k, err := w.Write(data[f.pos-b*bs:])
+		n += int64(k)
+		f.pos += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // ReadAt reads len(p) bytes of the content at off.
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	f.mu.Lock()

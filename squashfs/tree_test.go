@@ -170,6 +170,14 @@ func readTree(t testing.TB, sq *squashfs.FS) []verify.Entry {
 					return fmt.Errorf("%s: ReadAt(%d bytes, %d) = %d, %v; differs from Read", p, n, off, k, err)
 				}
 			}
+			var viaWriteTo bytes.Buffer
+			g, err := sq.OpenFile(in)
+			if err != nil {
+				return err
+			}
+			if n, err := g.WriteTo(&viaWriteTo); err != nil || n != in.Size || !bytes.Equal(viaWriteTo.Bytes(), content) {
+				return fmt.Errorf("%s: WriteTo = %d, %v; differs from Read", p, n, err)
+			}
 			if _, err := f.ReadAt(make([]byte, 1), in.Size); err != io.EOF {
 				return fmt.Errorf("%s: ReadAt at the end = %v, want io.EOF", p, err)
 			}

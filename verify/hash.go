@@ -90,7 +90,12 @@ func hashOne(ctx context.Context, j hashJob, buf []byte) error {
 		return fmt.Errorf("%s: %w", j.what(), err)
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, io.LimitReader(r, j.size), buf)
+	var n int64
+	if wt, ok := r.(io.WriterTo); ok { // a squashfs file hands over its decoded blocks
+		n, err = wt.WriteTo(h)
+	} else {
+		n, err = io.CopyBuffer(h, io.LimitReader(r, j.size), buf)
+	}
 	if err == nil && n != j.size {
 		err = fmt.Errorf("content ends after %d of %d bytes: %w", n, j.size, io.ErrUnexpectedEOF)
 	}
