@@ -295,6 +295,10 @@ func everyType(bs int) []node {
 		symN("xlink", "nowhere").with(func(n *node) { n.xattrs = []index.Xattr{{Name: "trusted.t", Value: "v"}} }),
 		hardN("link2", "link"),
 		{path: "dev-null", typ: index.Char, mode: 0o666, major: 1, minor: 3},
+		{path: "dev-null-x", typ: index.Char, mode: 0o666, major: 1, minor: 3, xattrs: []index.Xattr{{Name: "user.c", Value: "1"}}},
+		{path: "fifo-x", typ: index.Fifo, mode: 0o644, xattrs: []index.Xattr{{Name: "user.f", Value: "1"}}},
+		{path: "socket-basic", typ: index.Socket, mode: 0o755},
+		{path: "blk-basic", typ: index.Block, mode: 0o660, major: 7, minor: 1},
 		{path: "dev-big", typ: index.Char, mode: 0o600, major: 4095, minor: 0xfffff},
 		{path: "dev-blk", typ: index.Block, mode: 0o660, major: 8, minor: 0x12345, uid: 6, gid: 6,
 			xattrs: []index.Xattr{{Name: "user.b", Value: "1"}}},
@@ -344,6 +348,15 @@ func TestOurWriter(t *testing.T) {
 				want := expect(t, ix, layers)
 				same(t, "our writer", want, readTree(t, sq))
 				statAll(t, sq, want)
+				// Every inode type, in its basic and its extended form.
+				forms := map[string]bool{}
+				check(t, sq.Walk(func(_ string, in *squashfs.Inode) error {
+					forms[fmt.Sprint(in.Type, in.Extended)] = true
+					return nil
+				}))
+				if len(forms) != 14 {
+					t.Errorf("the image holds %d of the 14 inode forms: %v", len(forms), forms)
+				}
 			})
 		}
 	}
@@ -408,5 +421,12 @@ func statAll(t testing.TB, sq *squashfs.FS, want []verify.Entry) {
 		if types[in.Type] != e.Type {
 			t.Errorf("Stat(%q) = a %s, want a %s", e.Path, in.Type, e.Type)
 		}
+	}
+}
+
+func check(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
