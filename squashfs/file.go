@@ -69,7 +69,7 @@ func (f *File) WriteTo(w io.Writer) (int64, error) {
 		b := f.pos / bs
 		data, err := f.blockData(b)
 		if err != nil {
-			return n, fmt.Errorf("squashfs: inode %#x (number %d): %w", f.in.Ref, f.in.Number, err)
+			return n, fmt.Errorf("inode %#x (number %d): %w", f.in.Ref, f.in.Number, err)
 		}
 		k, err := w.Write(data[f.pos-b*bs:])
 		n += int64(k)
@@ -102,7 +102,7 @@ func (f *File) readAt(p []byte, off int64) (int, error) {
 		b := off / bs
 		data, err := f.blockData(b)
 		if err != nil {
-			return n, fmt.Errorf("squashfs: inode %#x (number %d): %w", f.in.Ref, f.in.Number, err)
+			return n, fmt.Errorf("inode %#x (number %d): %w", f.in.Ref, f.in.Number, err)
 		}
 		k := copy(p[n:], data[off-b*bs:])
 		n += k

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/ocirender/ocirender/squashfs"
@@ -91,11 +92,11 @@ func ScanSquashfs(ctx context.Context, sq *squashfs.FS, workers int) ([]Entry, e
 	jobs := make([]hashJob, len(list))
 	for k, f := range list {
 		jobs[k] = hashJob{size: f.in.Size, sum: &f.sum,
-			what: func() string { return fmt.Sprintf("verify: squashfs: %q", entries[f.entries[0]].Path) },
+			what: func() string { return strconv.Quote(entries[f.entries[0]].Path) },
 			open: func() (io.Reader, error) { return sq.OpenFile(f.in) }}
 	}
 	if err := hashAll(ctx, jobs, workers); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("verify: squashfs: %w", err)
 	}
 	for _, f := range list {
 		for _, i := range f.entries {
