@@ -24,8 +24,7 @@ type diffFlags struct {
 var diffVerb = &verb{
 	name: "diff",
 	args: "IMAGE_A [IMAGE_B] [--ref-a NAME] [--ref-b NAME] [flags]",
-	short: "list the entries added, removed and changed from image A to image B (or two refs of one layout),\n" +
-		"      from their indexes; exit 0 when the same, 1 when different, 2 on error",
+	short: "list the entries removed, added and changed from image A to image B (exit 1: different, 2: error)",
 	setup: func(fs *pflag.FlagSet) runFunc {
 		f := &diffFlags{}
 		fs.StringVar(&f.refA, "ref-a", "", "pick this ref name (or docker RepoTag) in IMAGE_A")

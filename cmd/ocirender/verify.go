@@ -49,8 +49,7 @@ type verifyFlags struct {
 var verifyVerb = &verb{
 	name: "verify",
 	args: "OUTPUT (--image IMAGE | --reference DIR) [flags]",
-	short: "check an exported squashfs, tar (- for stdin) or directory against the image's index, entry by entry;\n" +
-		"      exit 0 when equal, 1 when different, 2 on error",
+	short: "check an exported squashfs, tar (- for stdin) or directory entry by entry (exit 1: different, 2: error)",
 	setup: func(fs *pflag.FlagSet) runFunc {
 		f := &verifyFlags{}
 		fs.StringVar(&f.image, "image", "", "the image OUTPUT was made from")
