@@ -22,8 +22,8 @@ type diffFlags struct {
 }
 
 var diffVerb = &verb{
-	name: "diff",
-	args: "IMAGE_A [IMAGE_B] [--ref-a NAME] [--ref-b NAME] [flags]",
+	name:  "diff",
+	args:  "IMAGE_A [IMAGE_B] [--ref-a NAME] [--ref-b NAME] [flags]",
 	short: "list the entries removed, added and changed from image A to image B (exit 1: different, 2: error)",
 	setup: func(fs *pflag.FlagSet) runFunc {
 		f := &diffFlags{}

@@ -47,8 +47,8 @@ type verifyFlags struct {
 }
 
 var verifyVerb = &verb{
-	name: "verify",
-	args: "OUTPUT (--image IMAGE | --reference DIR) [flags]",
+	name:  "verify",
+	args:  "OUTPUT (--image IMAGE | --reference DIR) [flags]",
 	short: "check an exported squashfs, tar (- for stdin) or directory entry by entry (exit 1: different, 2: error)",
 	setup: func(fs *pflag.FlagSet) runFunc {
 		f := &verifyFlags{}
