@@ -386,6 +386,11 @@ func TestDiffDebian(t *testing.T) {
 	layout := buildDebianImage(t, ctx)
 	for _, pair := range [][2]string{{"base", "latest"}, {"edits", "rework"}} {
 		t.Run(pair[0]+"-"+pair[1], func(t *testing.T) {
+			if pair[0] == "edits" && (umociTrees[layout+":edits"] == nil || umociTrees[layout+":rework"] == nil) {
+				// Two more umoci unpacks would cost ~20 s; TestDebianImageMatchesUmoci (run
+				// before this test in the same process) leaves their trees cached.
+				t.Skip("skipped: edits and rework are compared when TestDebianImageMatchesUmoci has unpacked them in this run")
+			}
 			a := umociTree(t, ctx, layout, pair[0])
 			b := umociTree(t, ctx, layout, pair[1])
 			var want []string
