@@ -300,8 +300,8 @@ func (s *spillWriter) write(p []byte) error {
 	return nil
 }
 
-// replay reads back the frame copied from byte to, cuts the file there and re-encodes the
-// first n bytes it decodes to, which start at offset out of the stream.
+// replay reads back the frame copied from byte to, cuts the file there and writes the first
+// n bytes it decodes to, which start at offset out of the stream, as raw frames.
 func (s *spillWriter) replay(to, n, out int64) error {
 	part := make([]byte, s.off-to)
 	if _, err := s.f.ReadAt(part, to); err != nil {
@@ -330,7 +330,8 @@ func (s *spillWriter) replay(to, n, out int64) error {
 		if _, err := io.ReadFull(dec, buf[:k]); err != nil {
 			return fmt.Errorf("layer: decoding a zstd frame again from its copy: %w", err)
 		}
-		if err := s.writeFrame(out, buf[:k], s.compressNow()); err != nil {
+		// Raw: the decoder is about to wait for this goroutine, if it does not already.
+		if err := s.writeFrame(out, buf[:k], false); err != nil {
 			return err
 		}
 		out += k
