@@ -1,12 +1,17 @@
-// Command ocirender turns OCI images into tar streams and directories, and inspects files of
-// the merged image without extracting anything.
+// Command ocirender turns OCI images into tar streams, directories and squashfs images,
+// inspects files of the merged image without extracting anything, checks outputs and
+// compares images.
 //
-//	ocirender export --format tar|dir -o OUT [--ref NAME] [--platform P] IMAGE
-//	ocirender ls [-l] [-R] IMAGE [PATH]
-//	ocirender stat IMAGE PATH
-//	ocirender cat IMAGE PATH
+//	ocirender export --format tar|dir|squashfs -o OUT [--ref NAME] [--platform P] IMAGE
+//	ocirender ls [-l] [-R] [--layers] IMAGE [PATH]
+//	ocirender stat [-L] IMAGE PATH
+//	ocirender cat [--no-follow] IMAGE PATH
+//	ocirender verify OUTPUT --image IMAGE | --reference DIR
+//	ocirender diff IMAGE_A [IMAGE_B]
 //
-// Exit status: 0 success, 1 failure, 2 usage error.
+// Exit status: 0 success, 1 failure, 2 usage error; verify and diff: 0 equal, 1 different,
+// 2 error. Opened images go through the index cache ($XDG_CACHE_HOME/ocirender) unless
+// --no-cache is given.
 package main
 
 import (
