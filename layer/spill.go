@@ -19,17 +19,23 @@ import (
 // frame.
 //
 // The decoding goroutine only copies its output into 1 MiB chunks; a goroutine of the
-// spill's own turns them into frames and writes them. It compresses a chunk (zstd
-// SpeedFastest) only when no other chunk is waiting and it has lately been working less
-// than half of its time; otherwise it stores the chunk as a raw frame, which the chunk's
-// layout makes a plain write. So the scan does not wait for the encoder, and the encoder
-// takes at most about half a processor, less on a busy machine (its busy time is wall
-// time, which includes waiting for a processor). Compressing costs 3 to 4 ns a byte
-// where decoding zstd costs about 0.8 and writing a raw frame about 0.3: a fast zstd
-// stream is spilled mostly raw (about 0.95 bytes per byte), a slow one (xz, bzip2, a scan
-// held up by its input or its consumer) compressed (about 0.45). BenchmarkSpill measures
-// both. The scan waits only when all chunk buffers are queued, i.e. when the file cannot
-// take the bytes as fast as they come.
+// spill's own turns them into frames and writes them. Compressing (zstd SpeedFastest)
+// costs 3 to 4 ns a byte on the 2-core test machine, where decoding zstd costs about 0.8
+// and writing a raw frame about 0.3, so that goroutine compresses a chunk only
+//
+//   - when it has time to spare: no other chunk waits, and it has lately been working
+//     less than half of its time (wall time: waiting for a processor counts as working,
+//     so a busy machine gets raw frames); or
+//   - when a raw frame would make the spill larger than spillMaxRatio times the blob
+//     decoded so far (zstd only), even if the decoder then waits.
+//
+// Otherwise it stores the chunk as a raw frame, which the chunk's layout makes a plain
+// write. Slow decoders (xz, bzip2, a scan held up by its input or its consumer) thus get
+// compact spills (0.45 bytes per byte of a Debian rootfs), and fast zstd decoding bounded
+// ones: the scan of a 204 MB single-frame zstd layer of 81 MB took 0.49 s and left a
+// 156 MB spill, where the same layer as gzip took 0.55 s to scan, raw frames alone 0.37 s
+// for 184 MB, and compressing every frame 1 s for 93 MB (ocirender cat, cold cache).
+// The scan waits only when all chunk buffers are queued.
 //
 // While a zstd stream still looks like independent frames (see zstd_access.go), the spill
 // receives verbatim copies of them instead, and a rewind when that turns out wrong: the
@@ -56,6 +62,13 @@ const (
 	// the last ten chunks).
 	spillBudget = 0.5
 	spillMemory = 0.9
+
+	// spillMaxRatio bounds the spill of a zstd layer to about twice the blob decoded so far:
+	// past that, frames are compressed even when the decoder must wait for them. Without
+	// it, a 3 MB layer of 21 MB, spilled raw, took 7 times its blob in the index cache.
+	// It is a bound the spill tries to keep: independent 1 MiB frames may compress worse
+	// than the blob.
+	spillMaxRatio = 2
 )
 
 // spillEncoder compresses the frames of every spill; EncodeAll may be called concurrently.
@@ -82,6 +95,7 @@ type spillChunk struct {
 	buf  []byte // spillChunkSize bytes: verbatim bytes, or data laid out as a raw frame
 	n    int    // bytes of verbatim or data in buf
 	out  int64  // spillData, spillRewind: offset in the uncompressed stream of the first byte
+	in   int64  // spillData, spillRewind: blob bytes decoded when queued, or -1
 
 	// spillRewind: cut the file at to, then decode replay bytes of the frame copied there.
 	to, replay int64
@@ -100,6 +114,7 @@ const (
 type spillWriter struct {
 	f      *os.File
 	window uint64 // decoder window limit, for replays
+	in     *int64 // blob bytes decoded so far, when known
 
 	queue chan *spillChunk
 	free  chan *spillChunk
@@ -121,10 +136,12 @@ type spillWriter struct {
 	span   float64 // time elapsed, likewise
 }
 
-func newSpillWriter(f *os.File, window uint64) *spillWriter {
+// newSpillWriter starts a spill into f. in, when not nil, counts the blob bytes decoded.
+func newSpillWriter(f *os.File, window uint64, in *int64) *spillWriter {
 	s := &spillWriter{
 		f:      f,
 		window: window,
+		in:     in,
 		queue:  make(chan *spillChunk, spillBuffers),
 		free:   make(chan *spillChunk, spillBuffers),
 		done:   make(chan struct{}),
@@ -180,12 +197,20 @@ func (s *spillWriter) verbatim(p []byte) {
 // from the copy. Data that follows starts at out+replay.
 func (s *spillWriter) rewind(to, replay, out int64) {
 	s.flush()
-	s.queue <- &spillChunk{kind: spillRewind, to: to, replay: replay, out: out}
+	c := &spillChunk{kind: spillRewind, to: to, replay: replay, out: out, in: -1}
+	if s.in != nil {
+		c.in = *s.in
+	}
+	s.queue <- c
 	s.next = out + replay
 }
 
 func (s *spillWriter) flush() {
 	if s.cur != nil {
+		s.cur.in = -1
+		if s.in != nil {
+			s.cur.in = *s.in
+		}
 		s.queue <- s.cur
 		s.cur = nil
 	}
@@ -254,11 +279,12 @@ func (s *spillWriter) do(c *spillChunk) error {
 	case spillVerbatim:
 		return s.write(c.buf[:c.n])
 	case spillRewind:
-		return s.replay(c.to, c.replay, c.out)
+		return s.replay(c.to, c.replay, c.out, c.in)
 	}
-	if !s.compressNow() {
+	raw := rawFrameAt(c.buf, c.n)
+	if !s.compressNow() && !s.tooLarge(len(raw), c.in) {
 		s.points = append(s.points, Point{Out: c.out, In: s.off})
-		return s.write(rawFrameAt(c.buf, c.n))
+		return s.write(raw)
 	}
 	s.plain = s.plain[:0]
 	for k := 0; k < c.n; k += zstdMaxBlockSize {
@@ -274,6 +300,12 @@ func (s *spillWriter) do(c *spillChunk) error {
 // for a processor counts as busy, and a busy machine gets raw frames.
 func (s *spillWriter) compressNow() bool {
 	return len(s.queue) == 0 && s.busy <= spillBudget*s.span
+}
+
+// tooLarge reports whether writing n more bytes makes the spill larger than spillMaxRatio
+// times in, the blob bytes decoded (-1: unknown).
+func (s *spillWriter) tooLarge(n int, in int64) bool {
+	return in >= 0 && s.off+int64(n) > spillMaxRatio*in
 }
 
 // writeFrame writes p, the stream from offset out, as one frame.
@@ -301,8 +333,9 @@ func (s *spillWriter) write(p []byte) error {
 }
 
 // replay reads back the frame copied from byte to, cuts the file there and writes the first
-// n bytes it decodes to, which start at offset out of the stream, as raw frames.
-func (s *spillWriter) replay(to, n, out int64) error {
+// n bytes it decodes to, which start at offset out of the stream, as raw frames unless the
+// spill would grow too large for in, the blob bytes decoded.
+func (s *spillWriter) replay(to, n, out, in int64) error {
 	part := make([]byte, s.off-to)
 	if _, err := s.f.ReadAt(part, to); err != nil {
 		return fmt.Errorf("layer: reading back the spill file: %w", err)
@@ -330,8 +363,8 @@ func (s *spillWriter) replay(to, n, out int64) error {
 		if _, err := io.ReadFull(dec, buf[:k]); err != nil {
 			return fmt.Errorf("layer: decoding a zstd frame again from its copy: %w", err)
 		}
-		// Raw: the decoder is about to wait for this goroutine, if it does not already.
-		if err := s.writeFrame(out, buf[:k], false); err != nil {
+		// Raw if it can: the decoder is about to wait for this goroutine, if it does not already.
+		if err := s.writeFrame(out, buf[:k], s.tooLarge(rawFrameLen(int(k)), in)); err != nil {
 			return err
 		}
 		out += k
@@ -359,6 +392,11 @@ func rawFrameAt(buf []byte, n int) []byte {
 		}
 		at += rawBlockLen
 	}
+}
+
+// rawFrameLen returns the length of the raw frame of n bytes.
+func rawFrameLen(n int) int {
+	return rawHeaderLen + 3*max(1, (n+zstdMaxBlockSize-1)/zstdMaxBlockSize) + n
 }
 
 // appendRawFrame appends a zstd frame holding p as raw blocks: a single-segment frame

@@ -26,6 +26,9 @@ func TestRawFrames(t *testing.T) {
 	defer dec.Close()
 	for _, n := range []int{0, 1, 1000, zstdMaxBlockSize - 1, zstdMaxBlockSize, zstdMaxBlockSize + 1, 3*zstdMaxBlockSize + 5, spillFrameSize} {
 		appended := appendRawFrame(nil, data[:n])
+		if len(appended) != rawFrameLen(n) {
+			t.Errorf("raw frame of %d bytes: %d bytes long, rawFrameLen says %d", n, len(appended), rawFrameLen(n))
+		}
 		buf := make([]byte, spillChunkSize)
 		for k := 0; k < n; k += zstdMaxBlockSize {
 			copy(buf[rawHeaderLen+k/zstdMaxBlockSize*rawBlockLen+3:], data[k:min(n, k+zstdMaxBlockSize)])

@@ -74,6 +74,7 @@ type zstdRec struct {
 	window uint64 // the zstd decoder's window limit
 	limit  int64  // zstdFrameLimit, or less in tests
 	out    int64  // bytes of output so far
+	in     *int64 // zstd: bytes of the blob decoded so far
 
 	// zstdModeFrames
 	points    []Point // In is the blob offset of the frame
@@ -106,7 +107,8 @@ func (r *Recorder) wrap(c Compression, dec io.Reader, release func(), br *bufio.
 		dec = &recordingReader{r: dec, zs: zs}
 	case Zstd:
 		zs.mode = zstdModeFrames
-		dec = newZstdFrameReader(dec.(*zstd.Decoder), br, zs)
+		z := newZstdFrameReader(dec.(*zstd.Decoder), br, zs)
+		zs.in, dec = &z.split.pos, z
 	case Bzip2, Xz:
 		zs.mode = zstdModeSpill
 		dec = &recordingReader{r: dec, zs: zs}
@@ -162,7 +164,7 @@ func (zs *zstdRec) openSpill() *spillWriter {
 		zs.spillErr = fmt.Errorf("layer: creating the spill file: %w", err)
 		return nil
 	}
-	zs.spill = newSpillWriter(f, zs.window)
+	zs.spill = newSpillWriter(f, zs.window, zs.in)
 	return zs.spill
 }
 

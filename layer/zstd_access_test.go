@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -451,6 +452,38 @@ func TestZstdRecordDeclaredSize(t *testing.T) {
 		}
 		src, size := zstdMapSource(t, m, tc.blob, s)
 		checkZstdMap(t, m, data, src, size, 50)
+	}
+}
+
+// TestSpillSizeBound checks that a spill stays within spillMaxRatio times its blob for a
+// stream that zstd compresses many times, where raw frames would take far more. (The bound
+// is one the spill tries to keep: independent frames cannot always match the blob.)
+func TestSpillSizeBound(t *testing.T) {
+	var data []byte // 4 MB that compress about 20 times, redundancy within 4 KiB
+	for b := range slices.Chunk(layerLike(500000, 18), 512) {
+		for range 8 {
+			data = append(data, b...)
+		}
+	}
+	for _, blob := range [][]byte{zstdOneFrame(t, data, zstd.SpeedDefault), zstdFrames(t, data, len(data))} {
+		s := &spillFiles{t: t}
+		got, rec, err := zstdRecorded(t, blob, Zstd, 1<<20, s.spill, false)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("Decompress = %d bytes, %v", len(got), err)
+		}
+		m, err := rec.Map()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := s.f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > spillMaxRatio*int64(len(blob)) {
+			t.Errorf("spill of %d bytes for a blob of %d, more than %d times", fi.Size(), len(blob), spillMaxRatio)
+		}
+		t.Logf("%d bytes: blob %d, spill %d", len(data), len(blob), fi.Size())
+		checkZstdMap(t, m, data, s.f, fi.Size(), 50)
 	}
 }
 
