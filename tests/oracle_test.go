@@ -51,6 +51,18 @@ func gnuTarArgs(archive, dest string) []string {
 	return []string{"--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf", archive, "-C", dest}
 }
 
+// tarStdoutSum: ocirender export --format tar -o -, hashed, not extracted.
+func tarStdoutSum(t *testing.T, ctx context.Context, image, ref, work string) (string, string) {
+	h := sha256.New()
+	var stderr strings.Builder
+	prod := exec.CommandContext(ctx, ocirenderBin(t), exportArgs("tar", "-", image, ref)...)
+	prod.Stdout, prod.Stderr = h, &stderr
+	if err := prod.Run(); err != nil {
+		t.Fatalf("ocirender export -o -: %v, stderr:\n%s", err, stderr.String())
+	}
+	return "", hex.EncodeToString(h.Sum(nil))
+}
+
 // exportTarFile: ocirender export --format tar -o T.tar, extracted by GNU tar.
 func exportTarFile(t *testing.T, ctx context.Context, image, ref, work string) (string, string) {
 	archive := filepath.Join(work, "out.tar")
@@ -140,17 +152,27 @@ func umociTree(t *testing.T, ctx context.Context, image, tag string) []verify.En
 
 // compareWithOracle exports image:ref in every mode and compares each
 // result with want. noise drops differences known to come from the oracle.
+// Without extractStdout, the tar on stdout is only required to be the
+// tar file's bytes, not extracted again: the suite stays short, and every
+// tag's stream is still checked.
 func compareWithOracle(t *testing.T, ctx context.Context, image, ref string, want []verify.Entry,
-	noise func(verify.Difference) bool) {
+	noise func(verify.Difference) bool, extractStdout bool) {
 	t.Helper()
 	sums := map[string]string{}
-	for _, mode := range exportModes {
+	modes := exportModes
+	if !extractStdout {
+		modes = []exportMode{exportModes[0], exportModes[1], {"tar-stdout", tarStdoutSum}}
+	}
+	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
 			start := time.Now()
 			root, sum := mode.export(t, ctx, image, ref, t.TempDir())
 			t.Logf("export %s: %v", mode.name, time.Since(start).Round(time.Millisecond))
 			if sum != "" {
 				sums[mode.name] = sum
+			}
+			if root == "" {
+				return // a stream compared by its digest below
 			}
 			var diffs []verify.Difference
 			for _, d := range verify.Compare(want, scan(t, root), verify.Options{}) {
@@ -260,7 +282,10 @@ func TestDebianImageMatchesUmoci(t *testing.T) {
 			start := time.Now()
 			want := umociTree(t, ctx, layout, tc.oracle)
 			t.Logf("umoci unpack %s (or its cached tree): %v, %d entries", tc.oracle, time.Since(start).Round(time.Millisecond), len(want))
-			compareWithOracle(t, ctx, layout, tc.tag, want, debianNoise)
+			// The tar on stdout is extracted for the tags whose oracle differs most from
+			// the base; for the others it must equal the tar file byte for byte.
+			extract := tc.tag == "latest" || tc.tag == "raw-whiteouts"
+			compareWithOracle(t, ctx, layout, tc.tag, want, debianNoise, extract)
 		})
 	}
 }
