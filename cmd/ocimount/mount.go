@@ -14,6 +14,7 @@ import (
 
 	"github.com/ocirender/ocirender"
 	"github.com/ocirender/ocirender/fsview"
+	"github.com/ocirender/ocirender/internal/cli"
 )
 
 // check fails, before anything is read, when the mount cannot work.
@@ -86,26 +87,17 @@ func checkDevice(dev string) error {
 // open opens the image with its layer contents readable at random, through the index cache
 // unless --no-cache.
 func (c *command) open(ctx context.Context, f *flags, image string) (*ocirender.Image, error) {
-	p := newProgress(c.stderr, f.quiet)
-	defer p.done()
+	p := cli.NewProgress(c.stderr, f.quiet)
+	defer p.Done()
 	opts := ocirender.Options{
 		Ref: f.ref, Platform: f.platform, Content: true,
-		Progress: func(done, total int64) { p.update("reading layers", done, total) },
+		Progress: func(done, total int64) { p.Update("reading layers", done, total) },
 		Notice: func(msg string) {
-			p.done()
+			p.Done()
 			fmt.Fprintf(c.stderr, "ocimount: notice: %s\n", oneLine(msg))
 		},
 	}
-	if !f.noCache {
-		opts.CacheDir = f.cacheDir
-		if opts.CacheDir == "" {
-			dir, err := ocirender.DefaultCacheDir()
-			if err != nil {
-				opts.Notice(fmt.Sprintf("no index cache: %v", err))
-			}
-			opts.CacheDir = dir
-		}
-	}
+	opts.CacheDir = cli.CacheDir(f.cacheDir, f.noCache, opts.Notice)
 	return ocirender.Open(ctx, image, opts)
 }
 

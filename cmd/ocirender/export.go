@@ -13,6 +13,7 @@ import (
 
 	"github.com/ocirender/ocirender/export"
 	"github.com/ocirender/ocirender/export/squashfs"
+	"github.com/ocirender/ocirender/internal/cli"
 )
 
 type exportFlags struct {
@@ -133,15 +134,15 @@ func (f *exportFlags) run(ctx context.Context, args []string, stdout, stderr io.
 		return err
 	}
 	defer img.Close()
-	p := newProgress(stderr, f.quiet)
-	defer p.done()
+	p := cli.NewProgress(stderr, f.quiet)
+	defer p.Done()
 	total := img.Index.ContentSize()
-	report := func(n int64) { p.update("writing", n, total) }
+	report := func(n int64) { p.Update("writing", n, total) }
 	switch f.format {
 	case "squashfs":
 		sqfsOpts.Progress = report
 		sqfsOpts.Notice = func(msg string) {
-			p.done()
+			p.Done()
 			fmt.Fprintf(stderr, "ocirender: notice: %s\n", msg)
 		}
 		return export.WriteFileAtomic(ctx, f.out, func(w io.Writer) error {
@@ -163,7 +164,7 @@ func (f *exportFlags) run(ctx context.Context, args []string, stdout, stderr io.
 		return export.Dir(ctx, f.out, img.Index, img.Content(), export.DirOptions{
 			Progress: report,
 			Notice: func(msg string) {
-				p.done()
+				p.Done()
 				fmt.Fprintf(stderr, "ocirender: notice: %s\n", msg)
 			},
 		})

@@ -1,0 +1,85 @@
+// Package cli holds what the ocirender and ocimount commands share: the progress line on a
+// terminal and the choice of the index cache directory.
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ocirender/ocirender"
+)
+
+// Progress draws one status line on stderr when stderr is a terminal, at most ten times a
+// second, and erases it when done. It is safe for concurrent use.
+type Progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	on    bool
+	last  time.Time
+	drawn bool
+}
+
+// NewProgress returns a Progress drawing on w, or drawing nothing when quiet or when w is
+// not a terminal.
+func NewProgress(w io.Writer, quiet bool) *Progress {
+	p := &Progress{w: w}
+	if f, ok := w.(*os.File); ok && !quiet {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		p.on = err == nil
+	}
+	return p
+}
+
+// Update shows that done of total bytes of what are through (total 0: unknown).
+func (p *Progress) Update(what string, done, total int64) {
+	if !p.on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
+		p.last = now
+		if total > 0 {
+			fmt.Fprintf(p.w, "\r\x1b[K%s: %d%% (%s of %s)", what, done*100/total, MiB(done), MiB(total))
+		} else {
+			fmt.Fprintf(p.w, "\r\x1b[K%s: %s", what, MiB(done))
+		}
+		p.drawn = true
+	}
+}
+
+// Done erases the line, so that whatever is printed next starts on a clean line.
+func (p *Progress) Done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		p.drawn = false
+	}
+}
+
+// MiB formats a byte count.
+func MiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// CacheDir returns the index cache directory the flags --cache-dir DIR and --no-cache ask
+// for: "" (no cache) with --no-cache, DIR when given, else ocirender.DefaultCacheDir (or ""
+// with a notice when there is no home to put it in).
+func CacheDir(dir string, noCache bool, notice func(string)) string {
+	if noCache {
+		return ""
+	}
+	if dir != "" {
+		return dir
+	}
+	dir, err := ocirender.DefaultCacheDir()
+	if err != nil {
+		notice(fmt.Sprintf("no index cache: %v", err))
+		return ""
+	}
+	return dir
+}
