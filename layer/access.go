@@ -18,10 +18,11 @@ import (
 //   - gzip: a Point every Recorder.Interval bytes of output, at the first DEFLATE block
 //     boundary past it, holding the exact bit position and the 32 KiB window before it
 //     (AccessGzip). Our own inflater reports exact bit positions, stored blocks included.
-//   - zstd with several frames: a Point per frame (AccessZstdFrames).
-//   - single-frame zstd, bzip2 and xz have no safe place to resume: the uncompressed stream is
-//     re-encoded during the scan as independent zstd frames into a spill file, and a Point per
-//     frame locates them there (AccessSpill).
+//   - zstd made of frames no larger than 8 MiB (one or several): a Point at a frame start
+//     every Interval bytes (AccessZstdFrames).
+//   - larger zstd frames, bzip2 and xz have no safe place to resume: the uncompressed stream
+//     is re-encoded during the scan as independent 1 MiB frames into a spill file, and a Point
+//     per frame locates them there (AccessSpill). See zstd_access.go and spill.go.
 
 // Access says where a Reader finds a layer's bytes and how it decodes them.
 type Access uint8
@@ -47,8 +48,8 @@ func (a Access) String() string {
 	return "invalid"
 }
 
-// DefaultInterval is the spacing of gzip checkpoints in uncompressed bytes when
-// Recorder.Interval is zero.
+// DefaultInterval is the spacing of resume points (gzip checkpoints, zstd frame starts) in
+// uncompressed bytes when Recorder.Interval is zero.
 const DefaultInterval = 1 << 20
 
 // Point is a place where decoding can start.
@@ -75,8 +76,8 @@ type Map struct {
 // Recorder builds a layer's Map while Decompress decodes it (Options.Record). A Recorder
 // serves one Decompress call.
 type Recorder struct {
-	// Interval is the minimum distance in uncompressed bytes between gzip checkpoints; zero
-	// means DefaultInterval.
+	// Interval is the minimum distance in uncompressed bytes between resume points (gzip
+	// checkpoints, and zstd frame starts kept as points); zero means DefaultInterval.
 	Interval int64
 
 	// Spill creates the file the uncompressed stream is re-encoded into when the encoding
