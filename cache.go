@@ -97,8 +97,15 @@ func indexCachePath(dir string, img *image.Image) string {
 	return filepath.Join(dir, "index", fmt.Sprintf("%s-%x.v%d", hexOf(img.ID), h[:6], cacheVersion))
 }
 
-func spillPath(dir, layerDigest string) string {
-	return filepath.Join(dir, "spill", hexOf(layerDigest)+".zst")
+// spillPath names the spill file of layer i of img: by the layer's digest, so that images
+// sharing the layer share it, or, for a layer whose digest is unknown (some docker save
+// layouts), by the image and the layer's position.
+func spillPath(dir string, img *image.Image, i int) string {
+	name := hexOf(string(img.Layers[i].Digest))
+	if name == "" {
+		name = fmt.Sprintf("%s-layer%d", hexOf(img.ID), i)
+	}
+	return filepath.Join(dir, "spill", name+".zst")
 }
 
 // encodeCache serialises an entry.

@@ -201,7 +201,7 @@ func (im *Image) adopt(e *cacheEntry, opts Options) error {
 		if l.m.Access != layer.AccessSpill || !opts.Content {
 			continue
 		}
-		f, err := os.Open(spillPath(opts.CacheDir, l.digest))
+		f, err := os.Open(spillPath(opts.CacheDir, im.Image, i))
 		if err != nil {
 			return err
 		}
@@ -284,7 +284,7 @@ func (im *Image) save(dir string) error {
 				return err
 			}
 			l.spillSize = fi.Size()
-			if err := os.Rename(f.Name(), spillPath(dir, l.digest)); err != nil {
+			if err := os.Rename(f.Name(), spillPath(dir, im.Image, i)); err != nil {
 				return err
 			}
 		}
