@@ -58,6 +58,13 @@ demo: build
 	$(BIN)/ocirender export --format squashfs -o $(DEMO)/sample.sqfs $(DEMO)/sample
 	@echo "== unsquashfs -lln $(DEMO)/sample.sqfs"
 	@if command -v unsquashfs >/dev/null; then unsquashfs -lln $(DEMO)/sample.sqfs; else echo "(unsquashfs not installed: make deps)"; fi
+	@echo "== ocirender verify $(DEMO)/sample.sqfs --image $(DEMO)/sample"
+	$(BIN)/ocirender verify $(DEMO)/sample.sqfs --image $(DEMO)/sample
+	@echo "== ocimount --daemon $(DEMO)/sample $(DEMO)/mnt; ls -lR; ocimount -u"
+	@if [ -e /dev/fuse ] && [ "$$(id -u)" = 0 ]; then \
+	  mkdir -p $(DEMO)/mnt && $(BIN)/ocimount --daemon $(DEMO)/sample $(DEMO)/mnt && \
+	  ls -lR $(DEMO)/mnt; $(BIN)/ocimount -u $(DEMO)/mnt; \
+	else echo "(needs root and /dev/fuse)"; fi
 
 bench: build deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./tests/ | tee bench.txt
