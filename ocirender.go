@@ -163,12 +163,7 @@ func Open(ctx context.Context, path string, opts Options) (_ *Image, err error) 
 			if err == nil {
 				return im, nil
 			}
-			for _, f := range im.spills {
-				if f != nil {
-					f.Close()
-				}
-			}
-			clear(im.spills)
+			im.forget() // start the scan from nothing the entry left behind
 		}
 		if err != nil {
 			if errors.Is(err, errStale) {
@@ -192,6 +187,22 @@ func Open(ctx context.Context, path string, opts Options) (_ *Image, err error) 
 		}
 	}
 	return im, nil
+}
+
+// forget drops the maps, readers and spill files an unusable cache entry left.
+func (im *Image) forget() {
+	for i := range im.maps {
+		if r := im.readers[i]; r != nil {
+			r.Close()
+		}
+		if f := im.spills[i]; f != nil {
+			f.Close()
+		}
+	}
+	clear(im.maps)
+	clear(im.readers)
+	clear(im.spills)
+	clear(im.layers)
 }
 
 // adopt takes the index and maps of a cache entry and, with opts.Content, opens the readers.
