@@ -9,6 +9,8 @@ import (
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/ocirender/ocirender/layer"
 )
 
 // decompressor decodes one block (metadata, data or fragment): a self-contained stream.
@@ -140,52 +142,14 @@ func (xzDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
 // a single LZMA2 filter is unsupported, and an LZMA2 dictionary far above what a block of
 // limit bytes needs is refused before the decoder allocates it.
 func checkXzBlock(src []byte, limit int) error {
-	const streamHeaderLen = 12
-	if len(src) < streamHeaderLen+2 || src[streamHeaderLen] == 0 {
-		return nil // too short, or no block: the decoder says what is wrong
-	}
-	p := src[streamHeaderLen:]
-	p = p[:min(len(p), (int(p[0])+1)*4)]
-	flags := p[1]
-	p = p[2:]
-	vli := func() (uint64, bool) {
-		var v uint64
-		for i := 0; i < 9 && i < len(p); i++ {
-			v |= uint64(p[i]&0x7f) << (7 * i)
-			if p[i]&0x80 == 0 {
-				p = p[i+1:]
-				return v, true
-			}
+	filters, _ := layer.XzFirstBlockFilters(src)
+	for _, f := range filters {
+		if f.ID != layer.XzLZMA2 {
+			return fmt.Errorf("%w: xz filter %#x (BCJ filters, mksquashfs -Xbcj, are not read)", ErrUnsupported, f.ID)
 		}
-		return 0, false
-	}
-	for _, bit := range []byte{0x40, 0x80} {
-		if flags&bit != 0 {
-			if _, ok := vli(); !ok {
-				return nil
-			}
+		if f.Dict > max(uint64(limit)*2, 1<<20) {
+			return corrupt("xz block needs a dictionary of %d bytes for at most %d bytes of output", f.Dict, limit)
 		}
-	}
-	const lzma2 = 0x21
-	for range int(flags&3) + 1 {
-		id, ok1 := vli()
-		size, ok2 := vli()
-		if !ok1 || !ok2 || uint64(len(p)) < size {
-			return nil
-		}
-		if id != lzma2 {
-			return fmt.Errorf("%w: xz filter %#x (BCJ filters, mksquashfs -Xbcj, are not read)", ErrUnsupported, id)
-		}
-		if size == 1 && p[0] <= 40 {
-			dict := uint64(2|p[0]&1) << (p[0]/2 + 11)
-			if p[0] == 40 {
-				dict = 1<<32 - 1
-			}
-			if dict > max(uint64(limit)*2, 1<<20) {
-				return corrupt("xz block needs a dictionary of %d bytes for at most %d bytes of output", dict, limit)
-			}
-		}
-		p = p[size:]
 	}
 	return nil
 }
