@@ -20,19 +20,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/ocirender/ocirender/internal/cli"
 )
 
 func main() {
-	// The index build holds the whole tree while it merges; a lower GC target keeps the peak
-	// RSS near the live heap, as in ocirender. GOGC in the environment still wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(25)
-	}
+	cli.LowerGC()
 	os.Exit(report(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 }
 

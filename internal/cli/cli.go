@@ -1,11 +1,12 @@
-// Package cli holds what the ocirender and ocimount commands share: the progress line on a
-// terminal and the choice of the index cache directory.
+// Package cli holds what the ocirender and ocimount commands share: the garbage collector
+// setting, the progress line on a terminal and the choice of the index cache directory.
 package cli
 
 import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -13,6 +14,15 @@ import (
 
 	"github.com/ocirender/ocirender"
 )
+
+// LowerGC sets the garbage collector's target to 25% unless GOGC is set. The merge holds the
+// whole tree while it builds the index; the lower target keeps the peak RSS near the live
+// heap (about 190 MB instead of 250 MB for 300 000 entries) for a few percent of CPU.
+func LowerGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
+}
 
 // Progress draws one status line on stderr when stderr is a terminal, at most ten times a
 // second, and erases it when done. It is safe for concurrent use.
