@@ -76,6 +76,7 @@ func BenchmarkRandomRead(b *testing.B) {
 
 func ms(d time.Duration) float64 { return d.Seconds() * 1000 }
 
+// percentile returns the p-th percentile of ds (which it leaves unsorted).
 func percentile(ds []time.Duration, p int) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)

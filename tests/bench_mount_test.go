@@ -219,8 +219,8 @@ func BenchmarkMountRandomRead(b *testing.B) {
 		name string
 		ds   []time.Duration
 	}{{"", ours}, {"-kernel", kernel}, {"-squashfuse", sqfuse}} {
-		b.ReportMetric(float64(quantile(s.ds, 50).Microseconds()), "us-p50"+s.name)
-		b.ReportMetric(float64(quantile(s.ds, 99).Microseconds()), "us-p99"+s.name)
+		b.ReportMetric(float64(percentile(s.ds, 50).Microseconds()), "us-p50"+s.name)
+		b.ReportMetric(float64(percentile(s.ds, 99).Microseconds()), "us-p99"+s.name)
 	}
 }
 
@@ -266,12 +266,6 @@ func randomReads(b *testing.B, root string, files []string, picks [][2]int64) []
 		out = append(out, time.Since(start))
 	}
 	return out
-}
-
-func quantile(ds []time.Duration, p int) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(len(s)-1, len(s)*p/100)]
 }
 
 // BenchmarkMountManyEntries: peak RSS of ocimount on the synthetic 300 000-entry image after
