@@ -75,6 +75,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecompress -fuzztime $(FUZZTIME) ./layer
 	$(GO) test -run '^$$' -fuzz FuzzOpenLayout -fuzztime $(FUZZTIME) ./image
 	$(GO) test -run '^$$' -fuzz FuzzOpenArchive -fuzztime $(FUZZTIME) ./image
+	$(GO) test -run '^$$' -fuzz FuzzFromManifest -fuzztime $(FUZZTIME) ./image
 	$(GO) test -run '^$$' -fuzz FuzzInflate -fuzztime $(FUZZTIME) ./layer
 	$(GO) test -run '^$$' -fuzz FuzzParallel -fuzztime $(FUZZTIME) ./layer
 	$(GO) test -run '^$$' -fuzz FuzzGzipResume -fuzztime $(FUZZTIME) ./layer

@@ -410,7 +410,12 @@ func (o *opener) openLayout(ref string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := c.manifest
+	return o.imageOf(c.manifest, name)
+}
+
+// imageOf builds the image of a resolved manifest: it reads and checks the config and the
+// layer descriptors.
+func (o *opener) imageOf(r *resolved, name string) (*Image, error) {
 	what := "manifest " + string(r.desc.Digest)
 	cd := r.man.Config
 	switch cd.MediaType {
