@@ -7,6 +7,7 @@ import (
 
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
 )
 
@@ -15,12 +16,14 @@ const (
 	Zstd = "zstd"
 	Gzip = "gzip"
 	XZ   = "xz"
+	LZ4  = "lz4"
 )
 
 // Compressor ids of the superblock.
 const (
 	compGzip = 1
 	compXZ   = 4
+	compLZ4  = 5
 	compZstd = 6
 )
 
@@ -92,8 +95,27 @@ func newCodec(name string, level, window int) (*codec, error) {
 		return &codec{name: XZ, id: compXZ, options: opts, make: func() (compressor, error) {
 			return &xzCompressor{cfg: cfg}, nil
 		}}, nil
+	case LZ4:
+		if level < 0 || level > 9 {
+			return nil, fmt.Errorf("squashfs: lz4 level %d out of range 0-9 (0 fast, 1-9 high compression)", level)
+		}
+		// The kernel refuses an lz4 image without its options block: version 1 (the "legacy"
+		// format, which is the plain lz4 block format) and flags, bit 0 meaning high
+		// compression. The flag only informs readers; decoding is the same.
+		var flags uint32
+		if level > 0 {
+			flags = lz4HC
+		}
+		opts := binary.LittleEndian.AppendUint32(nil, lz4Legacy)
+		opts = binary.LittleEndian.AppendUint32(opts, flags)
+		return &codec{name: LZ4, id: compLZ4, level: level, options: opts, make: func() (compressor, error) {
+			if level == 0 {
+				return &lz4Compressor{fast: new(lz4.Compressor)}, nil
+			}
+			return &lz4Compressor{hc: &lz4.CompressorHC{Level: lz4Levels[level-1]}}, nil
+		}}, nil
 	}
-	return nil, fmt.Errorf("squashfs: unknown compressor %q (want zstd, gzip or xz)", name)
+	return nil, fmt.Errorf("squashfs: unknown compressor %q (want zstd, gzip, xz or lz4)", name)
 }
 
 type zstdCompressor struct{ enc *zstd.Encoder }
@@ -144,4 +166,45 @@ func (x *xzCompressor) compress(dst, src []byte) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// The lz4 compressor options block: the only stream format squashfs knows, and its one flag.
+const (
+	lz4Legacy = 1
+	lz4HC     = 1
+)
+
+// lz4Levels are the high-compression levels --level 1-9 choose: the match search depth
+// doubles with each (512 at level 1, 131072 at level 9, past which lz4's 64 KiB window
+// leaves nothing more to find). mksquashfs -Xhc uses liblz4's highest level, 12; level 9
+// here comes closest.
+var lz4Levels = [9]lz4.CompressionLevel{lz4.Level1, lz4.Level2, lz4.Level3, lz4.Level4, lz4.Level5,
+	lz4.Level6, lz4.Level7, lz4.Level8, lz4.Level9}
+
+// lz4Compressor writes lz4 blocks (the block format, not the frame format: squashfs's block
+// header already holds the sizes), with the fast compressor or the high-compression one.
+type lz4Compressor struct {
+	fast *lz4.Compressor
+	hc   *lz4.CompressorHC
+}
+
+func (c *lz4Compressor) compress(dst, src []byte) ([]byte, error) {
+	// Room for the worst case, so that compression always succeeds; a block that comes out
+	// no smaller than it went in is stored raw by the caller, as with the other codecs.
+	bound := lz4.CompressBlockBound(len(src))
+	if cap(dst) < bound {
+		dst = make([]byte, bound)
+	}
+	dst = dst[:bound]
+	var n int
+	var err error
+	if c.hc != nil {
+		n, err = c.hc.CompressBlock(src, dst)
+	} else {
+		n, err = c.fast.CompressBlock(src, dst)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return dst[:n], nil
 }

@@ -56,8 +56,8 @@ import (
 // Options tune Write. The zero value writes zstd level 3, 128 KiB blocks, one compressor per
 // CPU, no export table.
 type Options struct {
-	Compression string // Zstd (default), Gzip or XZ
-	Level       int    // 0 = the compressor's default (zstd 3, gzip 9); xz takes none
+	Compression string // Zstd (default), Gzip, XZ or LZ4
+	Level       int    // 0 = the compressor's default (zstd 3, gzip 9, lz4 fast); lz4 1-9 = high compression; xz takes none
 	BlockSize   int    // bytes, a power of two from 4 KiB to 1 MiB; 0 = 128 KiB
 	Threads     int    // compressor goroutines; 0 = GOMAXPROCS
 	Exportable  bool   // write the NFS export table

@@ -233,14 +233,25 @@ func everyType(bs int) []node {
 	}
 }
 
+// codecs are the compressor choices every judge sees: each compressor at its default level,
+// and lz4's high-compression mode, which writes different options.
+var codecs = []struct {
+	name  string
+	comp  string
+	level int
+}{
+	{"zstd", squashfs.Zstd, 0}, {"gzip", squashfs.Gzip, 0}, {"xz", squashfs.XZ, 0},
+	{"lz4", squashfs.LZ4, 0}, {"lz4-hc9", squashfs.LZ4, 9},
+}
+
 func TestEveryType(t *testing.T) {
-	for _, comp := range []string{squashfs.Zstd, squashfs.Gzip, squashfs.XZ} {
+	for _, c := range codecs {
 		for _, bs := range []int{4096, squashfs.DefaultBlockSize} {
-			t.Run(fmt.Sprintf("%s/%d", comp, bs), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/%d", c.name, bs), func(t *testing.T) {
 				ix, layers := build(t, everyType(bs)...)
 				var notices []string
-				img := writeImage(t, ix, layers, squashfs.Options{Compression: comp, BlockSize: bs, Exportable: bs == 4096,
-					Notice: func(m string) { notices = append(notices, m) }})
+				img := writeImage(t, ix, layers, squashfs.Options{Compression: c.comp, Level: c.level, BlockSize: bs,
+					Exportable: bs == 4096, Notice: func(m string) { notices = append(notices, m) }})
 				if len(notices) != 1 || !strings.Contains(notices[0], "system.posix_acl_access") {
 					t.Errorf("notices = %q, want one about system.posix_acl_access", notices)
 				}
@@ -331,6 +342,19 @@ func TestDedup(t *testing.T) {
 	judge(t, img, expect(t, ix, layers))
 }
 
+// TestIncompressible: blocks that do not compress are stored as they are, with every
+// compressor: random data costs its own size, plus one 4 KiB block of metadata and padding.
+func TestIncompressible(t *testing.T) {
+	const size = 16 * squashfs.DefaultBlockSize
+	ix, layers := build(t, node{path: "random", typ: index.Reg, mode: 0o644, body: randomBytes(9, size)})
+	for _, c := range codecs {
+		img := writeImage(t, ix, layers, squashfs.Options{Compression: c.comp, Level: c.level})
+		if fi, err := os.Stat(img); err != nil || fi.Size() > size+4096 {
+			t.Errorf("%s: image of %d random bytes = %d bytes, %v; want at most %d", c.name, size, fi.Size(), err, size+4096)
+		}
+	}
+}
+
 func TestReproducible(t *testing.T) {
 	nodes := everyType(4096)
 	for i := range 300 {
@@ -373,7 +397,7 @@ func TestBadOptions(t *testing.T) {
 	ix, layers := build(t)
 	for _, o := range []squashfs.Options{
 		{BlockSize: 1000}, {BlockSize: 2 << 20}, {Compression: "lzo"}, {Compression: "gzip", Level: 10},
-		{Level: 23}, {Compression: "xz", Level: 3},
+		{Level: 23}, {Compression: "xz", Level: 3}, {Compression: "lz4", Level: 10}, {Compression: "lz4", Level: -1},
 	} {
 		if err := squashfs.Write(context.Background(), discard{}, ix, layers, o); err == nil {
 			t.Errorf("Write(%+v) = nil, want an error", o)
