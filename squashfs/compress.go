@@ -8,6 +8,7 @@ import (
 
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
 
 	"github.com/ocirender/ocirender/layer"
@@ -27,6 +28,8 @@ func newDecompressor(id uint16) (decompressor, error) {
 		return &zlibDecompressor{}, nil
 	case compXZ:
 		return xzDecompressor{}, nil
+	case compLZ4:
+		return lz4Decompressor{}, nil
 	case compZstd:
 		d, err := sharedZstd()
 		if err != nil {
@@ -35,7 +38,7 @@ func newDecompressor(id uint16) (decompressor, error) {
 		return zstdDecompressor{d}, nil
 	}
 	if name, ok := compNames[id]; ok {
-		return nil, fmt.Errorf("%w: compressor %s (this reader knows gzip, xz and zstd)", ErrUnsupported, name)
+		return nil, fmt.Errorf("%w: compressor %s (this reader knows gzip, xz, lz4 and zstd)", ErrUnsupported, name)
 	}
 	return nil, corrupt("unknown compressor id %d", id)
 }
@@ -152,4 +155,23 @@ func checkXzBlock(src []byte, limit int) error {
 		}
 	}
 	return nil
+}
+
+// lz4Decompressor reads lz4 blocks: the block format, without a frame; the options block
+// (version 1, the only one there is) is checked by Open.
+type lz4Decompressor struct{}
+
+func (lz4Decompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
+	if len(src) == 0 {
+		return nil, corrupt("lz4: an empty block")
+	}
+	if cap(dst) < limit {
+		dst = make([]byte, limit)
+	}
+	// The decoder writes only inside dst[:limit] and fails when the block needs more.
+	n, err := lz4.UncompressBlock(src, dst[:limit])
+	if err != nil {
+		return nil, corrupt("lz4: %v (or a block that decodes to more than %d bytes)", err, limit)
+	}
+	return dst[:n], nil
 }

@@ -38,7 +38,7 @@ func FuzzOpen(f *testing.F) {
 		{path: "p", typ: index.Fifo, mode: 0o600},
 	}
 	ix, layers := build(f, small...)
-	for _, comp := range []string{sqfswriter.Gzip, sqfswriter.Zstd, sqfswriter.XZ} {
+	for _, comp := range []string{sqfswriter.Gzip, sqfswriter.Zstd, sqfswriter.XZ, sqfswriter.LZ4} {
 		img := writeImage(f, ix, layers, sqfswriter.Options{Compression: comp, BlockSize: 4096})
 		sq, err := squashfs.Open(bytes.NewReader(img), int64(len(img)))
 		if err != nil {

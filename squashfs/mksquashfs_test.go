@@ -136,6 +136,8 @@ func TestMksquashfs(t *testing.T) {
 		{"-comp", "gzip", "-noI", "-noD", "-noF", "-noX", "-no-fragments"},
 		{"-comp", "zstd", "-always-use-fragments", "-exports", "-no-duplicates"},
 		{"-comp", "xz", "-b", "1M", "-Xdict-size", "50%"},
+		{"-comp", "lz4"},
+		{"-comp", "lz4", "-Xhc", "-b", "64K"},
 	} {
 		t.Run(strings.Join(append([]string{"mksquashfs"}, args...), " "), func(t *testing.T) {
 			sq := open(t, mksquashfs(t, src, args...))
@@ -150,7 +152,7 @@ func TestMksquashfsUnsupported(t *testing.T) {
 	requireMksquashfs(t)
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "f"), []byte("x"), 0o644)
-	for _, comp := range []string{"lz4", "lzo", "lzma"} {
+	for _, comp := range []string{"lzo", "lzma"} {
 		img := filepath.Join(t.TempDir(), "img.sqfs")
 		if out, err := exec.Command("mksquashfs", src, img, "-noappend", "-comp", comp).CombinedOutput(); err != nil {
 			t.Logf("mksquashfs -comp %s: %v (%s); not tested", comp, err, strings.TrimSpace(string(out)))

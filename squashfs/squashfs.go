@@ -30,9 +30,9 @@
 // as full blocks, tail fragments, holes (blocks of size 0) and blocks stored uncompressed;
 // uids and gids through the id table; xattrs in the user., trusted. and security.
 // namespaces, values stored inline or out of line. Metadata, data and fragment blocks
-// compressed with gzip (zlib streams), xz (LZMA2 only, no BCJ filters) or zstd; lz4, lzo and
-// lzma images are refused with ErrUnsupported. The NFS export table is not needed and not
-// read.
+// compressed with gzip (zlib streams), xz (LZMA2 only, no BCJ filters), lz4 (the block
+// format, with or without mksquashfs -Xhc) or zstd; lzo and lzma images are refused with
+// ErrUnsupported. The NFS export table is not needed and not read.
 //
 // # Untrusted images
 //
@@ -63,7 +63,8 @@ var (
 	// ErrNotSquashfs: the image does not start with the squashfs magic.
 	ErrNotSquashfs = errors.New("squashfs: not a squashfs image")
 	// ErrUnsupported: a valid squashfs this reader does not read (an old version, the
-	// big-endian format, a compressor other than gzip, xz and zstd, xz BCJ filters).
+	// big-endian format, a compressor other than gzip, xz, lz4 and zstd, xz BCJ filters,
+	// an lz4 stream format other than version 1).
 	ErrUnsupported = errors.New("squashfs: unsupported")
 	// ErrCorrupt: the image breaks the format.
 	ErrCorrupt = errors.New("squashfs: corrupt image")
@@ -102,6 +103,9 @@ const (
 	compLZ4  = 5
 	compZstd = 6
 )
+
+// lz4Legacy is the version of the lz4 compressor options: the lz4 block format.
+const lz4Legacy = 1
 
 var compNames = map[uint16]string{compGzip: "gzip", compLZMA: "lzma", compLZO: "lzo", compXZ: "xz",
 	compLZ4: "lz4", compZstd: "zstd"}
@@ -219,6 +223,9 @@ func Open(r io.ReaderAt, size int64) (*FS, error) {
 		if err := fs.readCompOptions(); err != nil {
 			return nil, err
 		}
+	} else if sb.compression == compLZ4 {
+		// The kernel refuses to mount such an image, and mksquashfs never writes one.
+		return nil, corrupt("an lz4 image without its compressor options")
 	}
 	// The directory table ends where the next table (or its first metadata block) starts.
 	fs.dirEnd = sb.bytesUsed
@@ -243,7 +250,7 @@ func Open(r io.ReaderAt, size int64) (*FS, error) {
 // BlockSize is the data block size.
 func (fs *FS) BlockSize() int { return fs.bs }
 
-// Compression names the compressor: gzip, xz or zstd.
+// Compression names the compressor: gzip, xz, lz4 or zstd.
 func (fs *FS) Compression() string { return compNames[fs.sb.compression] }
 
 // Inodes is the number of inodes the superblock counts.
@@ -271,6 +278,21 @@ func (fs *FS) readCompOptions() error {
 		}
 		if dict := binary.LittleEndian.Uint32(o[:]); dict > 1<<20 && dict > uint32(fs.bs) {
 			return corrupt("xz dictionary of %d bytes, above the block size", dict)
+		}
+	}
+	if fs.sb.compression == compLZ4 {
+		// {version, flags}: version 1 is the lz4 block format, the only one the kernel and
+		// squashfs-tools read. The flags (bit 0: written with lz4 HC) do not change decoding
+		// and, as in the kernel, are not checked.
+		o, _, err := fs.metaBlock(superSize, fs.sb.inodeTable)
+		if err != nil {
+			return fmt.Errorf("compressor options: %w", err)
+		}
+		if len(o) < 8 {
+			return corrupt("lz4 compressor options of %d bytes, want 8", len(o))
+		}
+		if v := binary.LittleEndian.Uint32(o); v != lz4Legacy {
+			return fmt.Errorf("%w: lz4 stream format version %d (only version 1 is known)", ErrUnsupported, v)
 		}
 	}
 	return nil

@@ -331,7 +331,7 @@ func bigDirs(n int) []node {
 func bigName(i int) string { return fmt.Sprintf("big/%s-%06d", strings.Repeat("x", i%40), i) }
 
 func TestOurWriter(t *testing.T) {
-	for _, comp := range []string{sqfswriter.Zstd, sqfswriter.Gzip, sqfswriter.XZ} {
+	for _, comp := range []string{sqfswriter.Zstd, sqfswriter.Gzip, sqfswriter.XZ, sqfswriter.LZ4} {
 		for _, bs := range []int{4096, sqfswriter.DefaultBlockSize} {
 			t.Run(fmt.Sprintf("%s/%d", comp, bs), func(t *testing.T) {
 				n := 3000
@@ -428,5 +428,56 @@ func check(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLZ4Options: an lz4 image needs its options block, version 1, as the kernel does; the
+// flags (high compression or not) do not matter; a broken lz4 block is an ErrCorrupt naming
+// lz4.
+func TestLZ4Options(t *testing.T) {
+	ix, layers := build(t, everyType(4096)...)
+	good := writeImage(t, ix, layers, sqfswriter.Options{Compression: sqfswriter.LZ4, BlockSize: 4096})
+	// Our writer puts the options, uncompressed, right after the superblock.
+	if h := le.Uint16(good[96:]); h != 0x8008 {
+		t.Fatalf("options block header = %#x, want 0x8008 (8 bytes, uncompressed)", h)
+	}
+	for _, tc := range []struct {
+		name  string
+		patch func(b []byte)
+		want  error  // nil: Open succeeds and the tree reads back
+		msg   string // part of the error
+	}{
+		{"as written", func(b []byte) {}, nil, ""},
+		{"hc flag", func(b []byte) { le.PutUint32(b[102:], 1) }, nil, ""},
+		{"unknown flags", func(b []byte) { le.PutUint32(b[102:], 0x100) }, nil, ""},
+		{"version 2", func(b []byte) { le.PutUint32(b[98:], 2) }, squashfs.ErrUnsupported, "lz4 stream format version 2"},
+		{"version 0", func(b []byte) { le.PutUint32(b[98:], 0) }, squashfs.ErrUnsupported, "version 0"},
+		{"options short", func(b []byte) { le.PutUint16(b[96:], 0x8004) }, squashfs.ErrCorrupt, "options of 4 bytes"},
+		{"no options flag", func(b []byte) { le.PutUint16(b[24:], le.Uint16(b[24:])&^0x0400) }, squashfs.ErrCorrupt,
+			"without its compressor options"},
+		{"garbled inode block", func(b []byte) {
+			at := le.Uint64(b[64:])
+			h := le.Uint16(b[at:])
+			if h&0x8000 != 0 {
+				t.Fatalf("the first inode block is stored uncompressed")
+			}
+			for i := range uint64(h) {
+				b[at+2+i] = 0xff
+			}
+		}, squashfs.ErrCorrupt, "lz4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := bytes.Clone(good)
+			tc.patch(img)
+			sq, err := open2(img)
+			if tc.want == nil {
+				check(t, err)
+				same(t, "lz4 image", expect(t, ix, layers), readTree(t, sq))
+				return
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("Open = %v, want %v with %q", err, tc.want, tc.msg)
+			}
+		})
 	}
 }
