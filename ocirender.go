@@ -11,23 +11,21 @@
 //	defer img.Close()
 //	err = export.Tar(ctx, os.Stdout, img.Index, img.Content(), export.TarOptions{})
 //
+// Convert does the same in one call and a Packer does it for layers that arrive one by one,
+// in any order, as downloads finish (see the examples).
+//
 // The packages below do the work: image (layouts and blobs), layer (decompression), overlay
 // (the merge rules), index (the merged tree) and export (the sinks).
 package ocirender
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/ocirender/ocirender/export"
 	"github.com/ocirender/ocirender/image"
@@ -67,6 +65,9 @@ type Options struct {
 	// Progress, when set, receives the compressed bytes read so far and the total. It is
 	// called from the scanning goroutines, often: keep it cheap.
 	Progress func(done, total int64)
+	// Events, when set, receives the start, progress and end of each layer's scan and the
+	// progress of an export. Calls come from many goroutines at once: keep it cheap and safe.
+	Events func(Event)
 	// Notice, when set, receives one-line remarks that are not errors: a cache entry found
 	// unusable and rebuilt, say.
 	Notice func(msg string)
@@ -134,28 +135,25 @@ func (s spoolSpan) FileSpan() (*os.File, int64) { return s.File(), 0 }
 
 // Open reads the image at path and merges its layers into an index, or takes the index from
 // the cache when it holds a fresh entry for the image.
-func Open(ctx context.Context, path string, opts Options) (_ *Image, err error) {
+func Open(ctx context.Context, path string, opts Options) (*Image, error) {
 	img, err := image.Open(path, image.Options{Ref: opts.Ref, Platform: opts.Platform})
 	if err != nil {
 		return nil, err
 	}
-	n := len(img.Layers)
-	im := &Image{Image: img, layers: make([]io.ReaderAt, n), maps: make([]*layer.Map, n),
-		spools: make([]*layer.Spool, n), spills: make([]*os.File, n), readers: make([]*layer.Reader, n),
-		rcache: opts.ReadCache}
-	if im.rcache == nil {
-		im.rcache = layer.NewReadCache(0, 0)
-	}
+	return OpenImage(ctx, img, opts)
+}
+
+// OpenImage is Open for an image already read (from a layout by image.Open, or from a
+// registry's documents by image.FromManifest with every layer's file set). It takes img over:
+// the returned Image closes it, and so does a failed OpenImage. opts.Ref and opts.Platform do
+// not apply.
+func OpenImage(ctx context.Context, img *image.Image, opts Options) (_ *Image, err error) {
+	im := newImage(img, opts)
 	defer func() {
 		if err != nil {
 			im.Close()
 		}
 	}()
-	notice := func(format string, args ...any) {
-		if opts.Notice != nil {
-			opts.Notice(fmt.Sprintf(format, args...))
-		}
-	}
 	if opts.CacheDir != "" {
 		e, err := loadCache(opts.CacheDir, img)
 		if err == nil && e != nil {
@@ -167,26 +165,55 @@ func Open(ctx context.Context, path string, opts Options) (_ *Image, err error) 
 		}
 		if err != nil {
 			if errors.Is(err, errStale) {
-				notice("cached index of %s is stale (%v); scanning the image again", path, err)
+				notice(opts, "cached index of %s is stale (%v); scanning the image again", img.Path, err)
 			} else {
-				notice("cached index of %s is unusable (%v); scanning the image again", path, err)
+				notice(opts, "cached index of %s is unusable (%v); scanning the image again", img.Path, err)
 			}
 		}
 	}
-	if err := im.scanAll(ctx, path, opts); err != nil {
+	a := im.newAssembly(ctx, opts)
+	for _, i := range largestFirst(img.Layers) {
+		a.start(i)
+	}
+	err = a.finish()
+	a.cancel(nil)
+	if err != nil {
 		return nil, err
 	}
+	if err := im.settle(opts); err != nil {
+		return nil, err
+	}
+	return im, nil
+}
+
+func newImage(img *image.Image, opts Options) *Image {
+	n := len(img.Layers)
+	im := &Image{Image: img, layers: make([]io.ReaderAt, n), maps: make([]*layer.Map, n),
+		spools: make([]*layer.Spool, n), spills: make([]*os.File, n), readers: make([]*layer.Reader, n),
+		rcache: opts.ReadCache}
+	if im.rcache == nil {
+		im.rcache = layer.NewReadCache(0, 0)
+	}
+	return im
+}
+
+func notice(opts Options, format string, args ...any) {
+	if opts.Notice != nil {
+		opts.Notice(fmt.Sprintf(format, args...))
+	}
+}
+
+// settle follows a scan: it saves the cache entry and opens the readers Content needs.
+func (im *Image) settle(opts Options) error {
 	if opts.CacheDir != "" {
 		if err := im.save(opts.CacheDir); err != nil {
-			notice("could not save the index of %s in the cache: %v", path, err)
+			notice(opts, "could not save the index of %s in the cache: %v", im.Path, err)
 		}
 	}
 	if opts.Content && !opts.Spool {
-		if err := im.openReaders(); err != nil {
-			return nil, err
-		}
+		return im.openReaders()
 	}
-	return im, nil
+	return nil
 }
 
 // forget drops the maps, readers and spill files an unusable cache entry left.
@@ -302,86 +329,6 @@ func (im *Image) save(dir string) error {
 		e.layers = append(e.layers, l)
 	}
 	return saveCache(dir, im.Image, e)
-}
-
-// scanAll scans every layer and merges them into im.Index.
-func (im *Image) scanAll(ctx context.Context, path string, opts Options) error {
-	img := im.Image
-	n := len(img.Layers)
-	results := make([]chan scanResult, n)
-	for i := range results {
-		results[i] = make(chan scanResult, 1)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	var total, done atomic.Int64
-	for _, l := range img.Layers {
-		total.Add(l.Size)
-	}
-	progress := func(k int64) {
-		if opts.Progress != nil {
-			opts.Progress(done.Add(k), total.Load())
-		}
-	}
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	// Scan the largest layers first: they bound the wall time.
-	for _, i := range largestFirst(img.Layers) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				results[i] <- scanResult{err: ctx.Err()}
-				return
-			}
-			defer func() { <-sem }()
-			results[i] <- im.scan(ctx, i, opts, progress)
-		}()
-	}
-	defer wg.Wait()
-
-	m := overlay.New(overlay.Options{})
-	for i := range n {
-		r := <-results[i]
-		err := r.err
-		if err == nil {
-			err = m.Apply(r.changes)
-		}
-		if err != nil {
-			cancel()
-			var de *image.DigestError
-			if errors.As(err, &de) {
-				return de // it names the image and the layer itself
-			}
-			return fmt.Errorf("%s: layer %d (%s): %w", path, i, img.Layers[i].Digest, err)
-		}
-	}
-	var err error
-	if im.Index, err = m.Index(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
-}
-
-type scanResult struct {
-	changes []overlay.Change
-	err     error
-}
-
-func largestFirst(ls []image.Layer) []int {
-	order := make([]int, len(ls))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(ls[b].Size, ls[a].Size) })
-	return order
 }
 
 // scan reads layer i once: it verifies the blob, decompresses it, records its entries and,
@@ -517,8 +464,8 @@ type ctxReader struct {
 }
 
 func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
 	}
 	n, err := c.r.Read(p)
 	if n > 0 {
@@ -526,3 +473,31 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// OpenFile returns a reader of the regular file at path in the merged tree, following
+// symlinks inside the image (chroot-style) unless noFollow, and its entry. The image must
+// have been opened with Options.Content.
+func (im *Image) OpenFile(path string, noFollow bool) (*io.SectionReader, index.Entry, error) {
+	id, err := im.Index.Resolve(path, !noFollow)
+	if err != nil {
+		return nil, index.Entry{}, fmt.Errorf("%s: %s: %w", im.Path, path, err)
+	}
+	e := im.Index.Entry(id)
+	if e.Type != index.Reg {
+		what := map[index.Type]string{index.Dir: "a directory", index.Symlink: "a symlink",
+			index.Char: "a character device", index.Block: "a block device", index.Fifo: "a fifo",
+			index.Socket: "a socket"}[e.Type]
+		return nil, e, fmt.Errorf("%s: %s: is %s, not a regular file", im.Path, path, what)
+	}
+	if e.Size == 0 {
+		return io.NewSectionReader(eof{}, 0, 0), e, nil
+	}
+	if e.Layer < 0 || e.Layer >= len(im.layers) || im.layers[e.Layer] == nil {
+		return nil, e, fmt.Errorf("%s: %s: the image was opened without its content", im.Path, path)
+	}
+	return io.NewSectionReader(im.layers[e.Layer], e.Offset, e.Size), e, nil
+}
+
+type eof struct{}
+
+func (eof) ReadAt([]byte, int64) (int, error) { return 0, io.EOF }

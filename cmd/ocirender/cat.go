@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/pflag"
-
-	"github.com/ocirender/ocirender/index"
 )
 
 type catFlags struct {
@@ -36,22 +35,13 @@ func (f *catFlags) run(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	defer img.Close()
-	ix := img.Index
-	id, err := ix.Resolve(args[1], !f.noFollow)
+	src, _, err := img.OpenFile(args[1], f.noFollow)
 	if err != nil {
-		return fmt.Errorf("%s: %w", args[0], err)
+		if f.noFollow && strings.Contains(err.Error(), "is a symlink") {
+			err = fmt.Errorf("%w (--no-follow)", err)
+		}
+		return err
 	}
-	e := ix.Entry(id)
-	if e.Type != index.Reg {
-		what := map[index.Type]string{index.Dir: "a directory", index.Symlink: "a symlink (--no-follow)",
-			index.Char: "a character device", index.Block: "a block device", index.Fifo: "a fifo",
-			index.Socket: "a socket"}[e.Type]
-		return fmt.Errorf("%s: %s: is %s, not a regular file", args[0], args[1], what)
-	}
-	if e.Size == 0 {
-		return nil
-	}
-	src := io.NewSectionReader(img.Content()[e.Layer], e.Offset, e.Size)
 	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {

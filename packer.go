@@ -1,0 +1,276 @@
+package ocirender
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ocirender/ocirender/image"
+	"github.com/ocirender/ocirender/overlay"
+)
+
+// assembly scans layers as they are started, any number at once up to the workers bound,
+// and merges them in layer order as their scans end: Open starts them all at once, a Packer
+// one by one as they arrive.
+type assembly struct {
+	im      *Image
+	opts    Options
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	results []chan scanResult
+	sem     chan struct{}
+	wg      sync.WaitGroup
+
+	total, done atomic.Int64
+}
+
+func (im *Image) newAssembly(ctx context.Context, opts Options) *assembly {
+	a := &assembly{im: im, opts: opts, results: make([]chan scanResult, len(im.Layers))}
+	a.ctx, a.cancel = context.WithCancelCause(ctx)
+	for i := range a.results {
+		a.results[i] = make(chan scanResult, 1)
+	}
+	for _, l := range im.Layers {
+		a.total.Add(l.Size)
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	a.sem = make(chan struct{}, workers)
+	return a
+}
+
+// start scans layer i in the background. Each layer is started once.
+func (a *assembly) start(i int) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		select {
+		case a.sem <- struct{}{}:
+		case <-a.ctx.Done():
+			a.results[i] <- scanResult{err: context.Cause(a.ctx)}
+			return
+		}
+		defer func() { <-a.sem }()
+		a.event(Event{Kind: LayerStarted, Layer: i, Total: a.im.Layers[i].Size})
+		var mine int64
+		progress := func(k int64) {
+			mine += k
+			a.event(Event{Kind: LayerProgress, Layer: i, Done: mine, Total: a.im.Layers[i].Size})
+			if a.opts.Progress != nil {
+				a.opts.Progress(a.done.Add(k), a.total.Load())
+			}
+		}
+		r := a.im.scan(a.ctx, i, a.opts, progress)
+		a.event(Event{Kind: LayerScanned, Layer: i, Done: mine, Total: a.im.Layers[i].Size, Err: r.err})
+		a.results[i] <- r
+	}()
+}
+
+func (a *assembly) event(e Event) {
+	if a.opts.Events != nil {
+		a.opts.Events(e)
+	}
+}
+
+// finish waits for every layer's scan, in layer order, merges them into the index and waits
+// for the scans still running. It fails as soon as one scan fails or the context ends.
+func (a *assembly) finish() error {
+	defer a.wg.Wait()
+	im := a.im
+	m := overlay.New(overlay.Options{})
+	for i := range a.results {
+		var r scanResult
+		select {
+		case r = <-a.results[i]:
+		case <-a.ctx.Done():
+			r.err = context.Cause(a.ctx)
+		}
+		err := r.err
+		if err == nil {
+			err = m.Apply(r.changes)
+		}
+		if err != nil {
+			a.cancel(err)
+			var de *image.DigestError
+			if errors.As(err, &de) {
+				return de // it names the image and the layer itself
+			}
+			if errors.Is(err, errNeverArrived) || errors.Is(err, errFailed) {
+				return context.Cause(a.ctx) // the layer that is missing, not one that was cut short
+			}
+			return fmt.Errorf("%s: layer %d (%s): %w", im.Path, i, im.Layers[i].Digest, err)
+		}
+	}
+	var err error
+	if im.Index, err = m.Index(); err != nil {
+		return fmt.Errorf("%s: %w", im.Path, err)
+	}
+	return nil
+}
+
+type scanResult struct {
+	changes []overlay.Change
+	err     error
+}
+
+func largestFirst(ls []image.Layer) []int {
+	order := make([]int, len(ls))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(ls[b].Size, ls[a].Size) })
+	return order
+}
+
+var (
+	errNeverArrived = errors.New("never arrived")
+	errFailed       = errors.New("packer failed")
+)
+
+// A Packer converts an image whose layer blobs arrive one at a time, in any order, as
+// downloads finish: each layer is scanned as soon as LayerReady names its file, while the
+// others are still on their way, and the output is written as soon as the last one is in.
+// The output is the same, byte for byte, whatever the order of arrival.
+//
+// Make one with NewPacker, call LayerReady once per layer (from any goroutine), and Close.
+// Fail abandons the work; so does a Close before every layer arrived. Either way no output is
+// left behind.
+type Packer struct {
+	im   *Image
+	spec Spec
+	a    *assembly
+
+	mu      sync.Mutex
+	ready   []bool
+	closed  bool
+	failErr error
+
+	done chan struct{} // closed when the output is written or the work failed
+	err  error         // the outcome, once done is closed
+}
+
+// NewPacker starts the conversion of img as spec says. img comes from image.FromManifest,
+// whose layer files LayerReady gives, or from image.Open, whose layers are already there
+// (LayerReady(i, "")). The Packer takes img over. spec.Open.Ref and Platform do not apply;
+// its cache, if any, is written but not read: an image whose layers are all at hand is opened
+// faster by OpenImage.
+//
+// With spec.Format "", nothing is written: Image returns the merged image after Close.
+func NewPacker(ctx context.Context, img *image.Image, spec Spec) (*Packer, error) {
+	if err := spec.check(); err != nil {
+		img.Close()
+		return nil, err
+	}
+	opts := spec.openOptions()
+	p := &Packer{im: newImage(img, opts), spec: spec, ready: make([]bool, len(img.Layers)), done: make(chan struct{})}
+	p.a = p.im.newAssembly(ctx, opts)
+	go func() {
+		defer close(p.done)
+		p.err = p.run(opts)
+	}()
+	return p, nil
+}
+
+func (p *Packer) run(opts Options) error {
+	defer p.a.cancel(nil)
+	if err := p.a.finish(); err != nil {
+		return err
+	}
+	if err := p.im.settle(opts); err != nil {
+		return err
+	}
+	if p.spec.Format == "" {
+		return nil
+	}
+	return p.im.Export(p.a.ctx, p.spec)
+}
+
+// LayerReady says that the blob of layer i is complete in the file at path ("" for an image
+// opened from a layout: the layout's own blob), and starts its scan. The blob is checked
+// against its digest as it is scanned. Every layer of the image must be made ready once.
+func (p *Packer) LayerReady(i int, path string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return fmt.Errorf("ocirender: LayerReady(%d) after Close", i)
+	case i < 0 || i >= len(p.ready):
+		return fmt.Errorf("ocirender: LayerReady(%d): the image has %d layers", i, len(p.ready))
+	case p.ready[i]:
+		return fmt.Errorf("ocirender: LayerReady(%d) twice", i)
+	}
+	if path != "" {
+		if err := p.im.SetLayerFile(i, path); err != nil {
+			return err
+		}
+	}
+	p.ready[i] = true
+	p.a.start(i)
+	return nil
+}
+
+// Fail abandons the conversion with err (a download that failed, say): scans stop, nothing
+// is written, and Close returns err.
+func (p *Packer) Fail(err error) {
+	if err == nil {
+		err = errFailed
+	}
+	select {
+	case <-p.done:
+		return // too late: the output is complete
+	default:
+	}
+	p.mu.Lock()
+	if p.failErr == nil {
+		p.failErr = err
+	}
+	p.mu.Unlock()
+	p.a.cancel(err)
+}
+
+// Close waits until the output is written and returns the first error of the conversion. A
+// layer not made ready by then is an error: the conversion is abandoned and nothing written.
+func (p *Packer) Close() error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		if i := slices.Index(p.ready, false); i >= 0 && p.failErr == nil {
+			p.a.cancel(fmt.Errorf("%s: layer %d (%s) %w", p.im.Path, i, p.im.Layers[i].Digest, errNeverArrived))
+		}
+	}
+	p.mu.Unlock()
+	<-p.done
+	p.a.wg.Wait()
+	err := p.err
+	if p.failErr != nil {
+		err = p.failErr
+	}
+	if err != nil || p.spec.Format != "" {
+		p.im.Close()
+	}
+	if err == nil {
+		p.a.event(Event{Kind: Finished, Layer: -1})
+	}
+	return err
+}
+
+// Image returns the merged image of a Packer made with spec.Format "", after a Close that
+// returned nil; the caller closes it. Otherwise it returns nil.
+func (p *Packer) Image() *Image {
+	select {
+	case <-p.done:
+	default:
+		return nil
+	}
+	if p.err != nil || p.failErr != nil || p.spec.Format != "" {
+		return nil
+	}
+	return p.im
+}
