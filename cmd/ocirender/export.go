@@ -32,7 +32,7 @@ type squashfsFlags struct {
 }
 
 func (s *squashfsFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&s.compression, "compression", squashfs.Zstd, "squashfs: compressor, zstd, gzip or xz")
+	fs.StringVar(&s.compression, "compression", squashfs.Zstd, "squashfs: compressor, zstd, gzip, xz or lz4 (lz4: --level 0 fast, 1-9 high compression)")
 	fs.IntVar(&s.level, "level", 0, "squashfs: compression level (default: zstd 3, gzip 9)")
 	fs.StringVar(&s.blockSize, "block-size", "128K", "squashfs: data block size, a power of two from 4K to 1M")
 	fs.IntVar(&s.threads, "threads", 0, "squashfs: compressor threads (default: all cores)")
@@ -48,9 +48,9 @@ func (s *squashfsFlags) options(getenv func(string) string) (squashfs.Options, e
 	}
 	o.BlockSize = bs
 	switch s.compression {
-	case squashfs.Zstd, squashfs.Gzip, squashfs.XZ:
+	case squashfs.Zstd, squashfs.Gzip, squashfs.XZ, squashfs.LZ4:
 	default:
-		return o, usagef("export: unknown --compression %q (want zstd, gzip or xz)", s.compression)
+		return o, usagef("export: unknown --compression %q (want zstd, gzip, xz or lz4)", s.compression)
 	}
 	if s.threads < 0 {
 		return o, usagef("export: --threads %d: want 0 (all cores) or more", s.threads)
