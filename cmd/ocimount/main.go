@@ -63,7 +63,9 @@ const usageText = `Usage:
   ocimount [flags] IMAGE MOUNTPOINT    mount the merged image read-only
   ocimount -u MOUNTPOINT               unmount it
 
-IMAGE is an OCI image layout or a 'docker save' directory, or either as a .tar archive.
+IMAGE is an OCI image layout or a 'docker save' directory, or either as a .tar archive, or
+a registry reference (REGISTRY/REPO:TAG or @sha256:..., docker://REF to be explicit), pulled
+into the blob cache with the credentials of ~/.docker/config.json.
 MOUNTPOINT must be an empty directory. Nothing is extracted: files are decompressed on
 demand. In the foreground, SIGINT or SIGTERM unmounts (a second one detaches a busy mount).
 
@@ -80,6 +82,8 @@ type flags struct {
 	debug         bool
 	quiet         bool
 	unmount       bool
+	insecure      bool
+	jobs          int
 
 	allowOther bool // from -o
 }
@@ -94,6 +98,8 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.debug, "debug", false, "log every FUSE request on stderr (stays in the foreground)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "show no progress")
 	fs.BoolVarP(&f.unmount, "unmount", "u", false, "unmount MOUNTPOINT")
+	fs.BoolVar(&f.insecure, "insecure", false, "registry references: allow plain HTTP (loopback and private addresses always may)")
+	fs.IntVarP(&f.jobs, "jobs", "j", 4, "registry references: layers downloaded at once")
 }
 
 // parseOptions checks the -o options.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"github.com/ocirender/ocirender"
 	"github.com/ocirender/ocirender/fsview"
 	"github.com/ocirender/ocirender/internal/cli"
+	"github.com/ocirender/ocirender/pull"
 )
 
 // check fails, before anything is read, when the mount cannot work.
@@ -98,7 +100,49 @@ func (c *command) open(ctx context.Context, f *flags, image string) (*ocirender.
 		},
 	}
 	opts.CacheDir = cli.CacheDir(f.cacheDir, f.noCache, opts.Notice)
-	return ocirender.Open(ctx, image, opts)
+	ref, explicit, isRef := cli.PullTarget(image)
+	if !isRef {
+		return ocirender.Open(ctx, image, opts)
+	}
+	img, err := c.pull(ctx, f, ref, opts)
+	if err != nil && !explicit {
+		return nil, fmt.Errorf("%s: no such file, and as a registry reference: %w", image, err)
+	}
+	return img, err
+}
+
+// pull fetches a registry reference into the blob cache (a temporary directory with
+// --no-cache), scanning each layer as it arrives, and returns the merged image.
+func (c *command) pull(ctx context.Context, f *flags, ref string, opts ocirender.Options) (*ocirender.Image, error) {
+	if f.ref != "" {
+		return nil, usagef("--ref picks an image of a layout; a registry reference names one already")
+	}
+	popts := pull.Options{Platform: f.platform, Insecure: f.insecure, Jobs: f.jobs}
+	if opts.CacheDir != "" {
+		popts.BlobDir = filepath.Join(opts.CacheDir, "blobs")
+	} else {
+		tmp, err := os.MkdirTemp("", "ocimount-blobs-")
+		if err != nil {
+			return nil, err
+		}
+		// The image keeps its blob files open: the directory can go as soon as the scan ends.
+		defer os.RemoveAll(tmp)
+		popts.BlobDir = tmp
+	}
+	r, err := pull.Resolve(ctx, ref, popts)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(r.Layers))
+	for i, l := range r.Layers {
+		names[i] = l.Digest.Hex[:12]
+	}
+	bars := cli.NewBars(c.stderr, f.quiet, names)
+	r.Progress, opts.Events = bars.Watch()
+	opts.Progress = nil
+	img, err := ocirender.PullRemote(ctx, r, ocirender.Spec{Open: opts})
+	bars.Done()
+	return img, err
 }
 
 // mount opens the image, mounts it on mnt, calls ready with the number of entries once the

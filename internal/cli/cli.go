@@ -1,5 +1,6 @@
 // Package cli holds what the ocirender and ocimount commands share: the garbage collector
-// setting, the progress line on a terminal and the choice of the index cache directory.
+// setting, the progress line and the pull bars on a terminal, the choice of the index cache
+// directory, and telling a registry reference from a local path.
 package cli
 
 import (

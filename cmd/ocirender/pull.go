@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ocirender/ocirender"
+	"github.com/ocirender/ocirender/internal/cli"
+	"github.com/ocirender/ocirender/pull"
+)
+
+type pullFlags struct {
+	platform, format, out, tmp string
+	quiet, insecure, noCache   bool
+	cacheDir                   string
+	jobs                       int
+	squashfs                   squashfsFlags
+}
+
+var pullVerb = &verb{
+	name:  "pull",
+	args:  "--format squashfs|tar|dir|oci -o OUT [flags] REF",
+	short: "fetch an image from its registry and convert it while the layers download",
+	setup: func(fs *pflag.FlagSet) runFunc {
+		f := &pullFlags{}
+		fs.StringVarP(&f.format, "format", "f", "", "output format: squashfs, tar, dir or oci (an OCI image layout)")
+		fs.StringVarP(&f.out, "output", "o", "", "output path; for tar, - writes to stdout")
+		fs.StringVar(&f.platform, "platform", "", "pick this os/arch[/variant] from an image index (default: linux and the host's arch)")
+		fs.BoolVar(&f.insecure, "insecure", false, "allow a registry over plain HTTP (loopback and private addresses always may)")
+		fs.IntVarP(&f.jobs, "jobs", "j", 4, "layers downloaded at once")
+		fs.StringVar(&f.tmp, "tmp-dir", "", "where to keep decompressed layers while converting (default $TMPDIR)")
+		fs.BoolVarP(&f.quiet, "quiet", "q", false, "show no progress")
+		fs.StringVar(&f.cacheDir, "cache-dir", "", "keep blobs and scanned indexes here (default: $XDG_CACHE_HOME/ocirender)")
+		fs.BoolVar(&f.noCache, "no-cache", false, "keep no blobs or indexes: download into a temporary directory")
+		f.squashfs.register(fs)
+		return f.run
+	},
+}
+
+func (f *pullFlags) run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) != 1 {
+		return usagef("pull: want one REF, got %d arguments", len(args))
+	}
+	if f.out == "" {
+		return usagef("pull: -o OUT is required")
+	}
+	if f.jobs < 1 {
+		return usagef("pull: --jobs %d: want 1 or more", f.jobs)
+	}
+	spec := ocirender.Spec{Format: f.format, Path: f.out}
+	switch f.format {
+	case "tar":
+		if f.out == "-" {
+			spec.Path, spec.Writer = "", stdout
+		}
+	case "dir", "squashfs", "oci":
+		if f.out == "-" {
+			return usagef("pull: a %s output cannot go to stdout", f.format)
+		}
+	case "":
+		return usagef("pull: --format is required (squashfs, tar, dir or oci)")
+	default:
+		return usagef("pull: unknown format %q (want squashfs, tar, dir or oci)", f.format)
+	}
+	if f.format == "squashfs" {
+		var err error
+		if spec.Squashfs, err = f.squashfs.options(os.Getenv); err != nil {
+			return err
+		}
+	}
+	warn := func(msg string) { fmt.Fprintf(stderr, "ocirender: notice: %s\n", oneLine(msg)) }
+	spec.Open = ocirender.Options{Platform: f.platform, TempDir: f.tmp, Notice: warn}
+	spec.Dir.Notice, spec.Squashfs.Notice = warn, warn
+	spec.Open.CacheDir = cli.CacheDir(f.cacheDir, f.noCache, warn)
+	opts := pull.Options{Platform: f.platform, Insecure: f.insecure, Jobs: f.jobs}
+	if spec.Open.CacheDir == "" {
+		tmp, err := os.MkdirTemp(f.tmp, "ocirender-blobs-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		opts.BlobDir = tmp
+	} else {
+		opts.BlobDir = spec.Open.CacheDir + "/blobs"
+	}
+
+	// Resolve first, to name the layers of the progress bars.
+	r, err := pull.Resolve(ctx, args[0], opts)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(r.Layers))
+	for i, l := range r.Layers {
+		names[i] = l.Digest.Hex[:12]
+	}
+	bars := cli.NewBars(stderr, f.quiet, names)
+	defer bars.Done()
+	r.Progress, spec.Open.Events = bars.Watch()
+	if f.format == "oci" {
+		return r.WriteLayout(ctx, f.out)
+	}
+	_, err = ocirender.PullRemote(ctx, r, spec)
+	return err
+}

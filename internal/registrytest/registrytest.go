@@ -1,0 +1,114 @@
+// Package registrytest runs go-containerregistry's in-process registry on 127.0.0.1 for
+// tests, with optional basic auth and a switch that spoils a blob's bytes on the way out, and
+// pushes OCI layouts to it.
+package registrytest
+
+import (
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Registry is a running test registry.
+type Registry struct {
+	*httptest.Server
+	user, pass string
+	// BlobGets counts GET requests of blobs.
+	BlobGets atomic.Int32
+
+	mu    sync.Mutex
+	spoil string
+}
+
+// New starts a registry, closed when the test ends; with a user, every request must carry
+// basic auth for user and pass.
+func New(t testing.TB, user, pass string) *Registry {
+	t.Helper()
+	reg := &Registry{user: user, pass: pass}
+	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	reg.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reg.user != "" {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != reg.user || p != reg.pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		}
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+			reg.BlobGets.Add(1)
+			reg.mu.Lock()
+			spoil := reg.spoil
+			reg.mu.Unlock()
+			if spoil != "" && strings.HasSuffix(r.URL.Path, spoil) {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, r)
+				b := rec.Body.Bytes()
+				if len(b) > 0 {
+					b[len(b)/2] ^= 0xff
+				}
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(rec.Code)
+				w.Write(b)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(reg.Close)
+	return reg
+}
+
+// Host is the registry's host:port.
+func (reg *Registry) Host() string { return strings.TrimPrefix(reg.URL, "http://") }
+
+// Spoil makes the registry serve the blob of digest hex hx with one byte flipped ("" stops).
+func (reg *Registry) Spoil(hx string) {
+	reg.mu.Lock()
+	reg.spoil = hx
+	reg.mu.Unlock()
+}
+
+// Push uploads the first image of the OCI layout dir as repo (repo:tag) and returns its
+// reference.
+func (reg *Registry) Push(t testing.TB, dir, repo string) string {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Host() + "/" + repo
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []remote.Option
+	if reg.user != "" {
+		opts = append(opts, remote.WithAuth(&authn.Basic{Username: reg.user, Password: reg.pass}))
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}

@@ -1,0 +1,423 @@
+// Package pull fetches images from registries. It resolves a reference to the manifest of one
+// platform and downloads the layer blobs into a blob directory shared between pulls, several
+// at once, newest layer first, each verified against its digest before it takes its name
+// there. It owns the registry side only: what becomes of the blobs is the caller's business
+// (ocirender.Pull feeds them to a Packer as they complete).
+//
+// Registry access is go-containerregistry's remote client: credentials come from
+// ~/.docker/config.json (or $DOCKER_CONFIG) and its credential helpers, bearer tokens are
+// fetched as registries ask for them, and Insecure allows plain HTTP (loopback and
+// private-network registries get it without asking).
+package pull
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
+)
+
+// Options tune Resolve and Fetch.
+type Options struct {
+	// Platform is "os/arch[/variant]" to pick from an image index; "" is linux and the
+	// host's architecture.
+	Platform string
+	// Insecure lets the registry be reached over plain HTTP.
+	Insecure bool
+	// Jobs is the number of layers downloaded at once; 0 means 4.
+	Jobs int
+	// BlobDir holds the blobs, as BlobDir/sha256/<hex>; blobs already there are not fetched
+	// again. Required.
+	BlobDir string
+	// Keychain finds credentials; nil is authn.DefaultKeychain.
+	Keychain authn.Keychain
+	// Transport, when set, carries the requests (tests, proxies).
+	Transport http.RoundTripper
+	// Progress, when set, hears of each layer's download: done of total bytes. Calls come
+	// from several goroutines; a layer already at hand reports done = total at once.
+	Progress func(layer int, done, total int64)
+}
+
+// Remote is an image resolved in its registry: its manifest and config, read and verified,
+// and its layer descriptors, base first.
+type Remote struct {
+	Ref      name.Reference
+	Manifest []byte
+	Config   []byte
+	Layers   []v1.Descriptor
+	// Progress hears of each layer's download (from Options.Progress; may be changed
+	// before Fetch).
+	Progress func(layer int, done, total int64)
+
+	opts   Options
+	puller *remote.Puller
+}
+
+// Resolve looks ref up ("registry/repo:tag" or "@sha256:..."; docker.io is the default
+// registry) and reads the manifest of the wanted platform and its config.
+func Resolve(ctx context.Context, ref string, opts Options) (*Remote, error) {
+	if opts.BlobDir == "" {
+		return nil, errors.New("pull: no blob directory")
+	}
+	var nopts []name.Option
+	if opts.Insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("pull: %q is not an image reference: %w", ref, err)
+	}
+	plat, err := parsePlatform(opts.Platform)
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	kc := opts.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithPlatform(plat),
+		remote.WithUserAgent("ocirender")}
+	if opts.Transport != nil {
+		ropts = append(ropts, remote.WithTransport(opts.Transport))
+	}
+	p, err := remote.NewPuller(ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	desc, err := p.Get(ctx, r)
+	if err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized {
+			return nil, fmt.Errorf("pull: %s: %w (log in with docker login, or put credentials in $DOCKER_CONFIG/config.json)", r, oneLine(err))
+		}
+		return nil, fmt.Errorf("pull: %s: %w", r, oneLine(err))
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, fmt.Errorf("pull: %s: %w", r, oneLine(err))
+	}
+	rm := &Remote{Ref: r, Progress: opts.Progress, opts: opts, puller: p}
+	if rm.Manifest, err = img.RawManifest(); err != nil {
+		return nil, fmt.Errorf("pull: %s: manifest: %w", r, oneLine(err))
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("pull: %s: manifest: %w", r, oneLine(err))
+	}
+	if m.Config.Size > 4<<20 || m.Config.Size < 0 {
+		return nil, fmt.Errorf("pull: %s: a config of %d bytes", r, m.Config.Size)
+	}
+	if rm.Config, err = img.RawConfigFile(); err != nil {
+		return nil, fmt.Errorf("pull: %s: config: %w", r, oneLine(err))
+	}
+	for i, l := range m.Layers {
+		if _, err := digest.Parse(l.Digest.String()); err != nil || l.Digest.Algorithm != "sha256" {
+			return nil, fmt.Errorf("pull: %s: layer %d: bad digest %.80q", r, i, l.Digest)
+		}
+		if l.Size < 0 {
+			return nil, fmt.Errorf("pull: %s: layer %d: size %d", r, i, l.Size)
+		}
+		if !l.MediaType.IsDistributable() && len(l.URLs) > 0 {
+			return nil, fmt.Errorf("pull: %s: layer %d is a foreign layer (%s), not in the registry", r, i, l.MediaType)
+		}
+	}
+	rm.Layers = m.Layers
+	return rm, nil
+}
+
+// String is the reference, for messages.
+func (r *Remote) String() string { return r.Ref.String() }
+
+// BlobPath is where layer i's blob is kept.
+func (r *Remote) BlobPath(i int) string {
+	return filepath.Join(r.opts.BlobDir, "sha256", r.Layers[i].Digest.Hex)
+}
+
+// Have reports whether layer i's blob is already in the blob directory with its size. (Its
+// digest was checked when it was stored there, and is checked again whenever it is read.)
+func (r *Remote) Have(i int) bool {
+	fi, err := os.Stat(r.BlobPath(i))
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == r.Layers[i].Size
+}
+
+// Fetch downloads every layer not already in the blob directory, Options.Jobs at once, the
+// newest (last) layer first, and calls ready with each layer's blob path as soon as it is
+// complete and verified (at once for the layers already there). Calls of ready come from
+// several goroutines. Fetch stops at the first error, of a download or of ready.
+func (r *Remote) Fetch(ctx context.Context, ready func(i int, path string) error) error {
+	progress := r.Progress
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	jobs := r.opts.Jobs
+	if jobs <= 0 {
+		jobs = 4
+	}
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, jobs)
+		once sync.Once
+		ferr error
+	)
+	fail := func(err error) {
+		once.Do(func() { ferr = err; cancel(err) })
+	}
+	// A digest that appears twice is downloaded once; its later layers wait for it.
+	first := make(map[v1.Hash]chan struct{})
+	for i := len(r.Layers) - 1; i >= 0; i-- {
+		d := r.Layers[i].Digest
+		if done, ok := first[d]; ok {
+			wg.Go(func() {
+				select {
+				case <-done:
+					if ctx.Err() == nil {
+						if err := ready(i, r.BlobPath(i)); err != nil {
+							fail(err)
+						}
+					}
+				case <-ctx.Done():
+				}
+			})
+			continue
+		}
+		done := make(chan struct{})
+		first[d] = done
+		wg.Go(func() {
+			defer close(done)
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			if !r.Have(i) {
+				if err := r.download(ctx, i); err != nil {
+					fail(err)
+					return
+				}
+			} else if progress != nil {
+				progress(i, r.Layers[i].Size, r.Layers[i].Size)
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			if err := ready(i, r.BlobPath(i)); err != nil {
+				fail(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ferr == nil && ctx.Err() != nil {
+		ferr = context.Cause(ctx)
+	}
+	return ferr
+}
+
+// download fetches layer i into a temporary file of the blob directory, checks its size and
+// sha256, and renames it into place.
+func (r *Remote) download(ctx context.Context, i int) (err error) {
+	l := r.Layers[i]
+	what := fmt.Sprintf("pull: %s: layer %d (%s)", r.Ref, i, l.Digest)
+	dst := r.BlobPath(i)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	layer, err := r.puller.Layer(ctx, r.Ref.Context().Digest(l.Digest.String()))
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, oneLine(err))
+	}
+	rc, err := layer.Compressed()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, oneLine(err))
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	h := sha256.New()
+	pw := &progressWriter{w: io.MultiWriter(f, h), i: i, total: l.Size, progress: r.Progress}
+	// At most one byte more than declared: enough to tell a blob that is too long.
+	n, err := io.Copy(pw, io.LimitReader(rc, l.Size+1))
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, oneLine(digestError(err)))
+	}
+	if n != l.Size {
+		return fmt.Errorf("%s: %d bytes, want %d", what, n, l.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != l.Digest.Hex {
+		return fmt.Errorf("%s: digest mismatch: the registry sent bytes of sha256:%s", what, got)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// digestError words go-containerregistry's own verification failure as ours.
+func digestError(err error) error {
+	if strings.Contains(err.Error(), "error verifying") || strings.Contains(err.Error(), "checksum") {
+		return fmt.Errorf("digest mismatch: %w", err)
+	}
+	return err
+}
+
+type progressWriter struct {
+	w        io.Writer
+	i        int
+	done     int64
+	total    int64
+	progress func(i int, done, total int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.done += int64(n)
+	if p.progress != nil {
+		p.progress(p.i, p.done, p.total)
+	}
+	return n, err
+}
+
+// parsePlatform reads "os/arch[/variant]"; "" is linux and the host's architecture.
+func parsePlatform(s string) (v1.Platform, error) {
+	if s == "" {
+		return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, nil
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return v1.Platform{}, fmt.Errorf("platform %q: want os/arch[/variant]", s)
+	}
+	p := v1.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
+}
+
+// oneLine keeps the first line of a registry error (they can carry a response body).
+func oneLine(err error) error {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return fmt.Errorf("%s", s[:i])
+	}
+	return err
+}
+
+// WriteLayout fetches every layer and writes the image as an OCI image layout in the new
+// directory dir (its index.json names the image by its tag), through a temporary directory
+// renamed at the end.
+func (r *Remote) WriteLayout(ctx context.Context, dir string) (err error) {
+	if _, err := os.Lstat(dir); err == nil {
+		return fmt.Errorf("pull: %s exists", dir)
+	}
+	if err := r.Fetch(ctx, func(int, string) error { return nil }); err != nil {
+		return err
+	}
+	parent, base := filepath.Split(filepath.Clean(dir))
+	if parent == "" {
+		parent = "."
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	blobs := filepath.Join(tmp, "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	put := func(data []byte) (digest.Digest, error) {
+		d := digest.FromBytes(data)
+		return d, os.WriteFile(filepath.Join(blobs, d.Encoded()), data, 0o644)
+	}
+	md, err := put(r.Manifest)
+	if err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	if _, err := put(r.Config); err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	for i, l := range r.Layers {
+		dst := filepath.Join(blobs, l.Digest.Hex)
+		if _, err := os.Stat(dst); err == nil {
+			continue // a digest that appears twice
+		}
+		if err := copyFile(r.BlobPath(i), dst); err != nil {
+			return fmt.Errorf("pull: layer %d: %w", i, err)
+		}
+	}
+	mt := string(types.OCIManifestSchema1)
+	if m, err := v1.ParseManifest(strings.NewReader(string(r.Manifest))); err == nil && m.MediaType != "" {
+		mt = string(m.MediaType)
+	}
+	desc := map[string]any{"mediaType": mt, "digest": md, "size": len(r.Manifest)}
+	if t, ok := r.Ref.(name.Tag); ok {
+		desc["annotations"] = map[string]string{"org.opencontainers.image.ref.name": t.TagStr()}
+	}
+	idx, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": string(types.OCIImageIndex), "manifests": []any{desc}})
+	if err := os.WriteFile(filepath.Join(tmp, "index.json"), idx, 0o644); err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	return nil
+}
+
+// copyFile copies src to the new file dst (in the kernel where it can: io.Copy between files
+// uses copy_file_range).
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

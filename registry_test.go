@@ -1,0 +1,123 @@
+package ocirender_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ocirender/ocirender"
+	"github.com/ocirender/ocirender/internal/registrytest"
+	"github.com/ocirender/ocirender/pull"
+)
+
+// TestPull: an image pulled from a registry converts to exactly what Convert makes of its
+// layout, the blobs are kept for the next pull, and a second pull downloads nothing.
+func TestPull(t *testing.T) {
+	src := t.TempDir()
+	fourLayers(t, src)
+	want := filepath.Join(t.TempDir(), "want.sqfs")
+	if err := ocirender.Convert(context.Background(), src, ocirender.Spec{Format: ocirender.FormatSquashfs, Path: want}); err != nil {
+		t.Fatal(err)
+	}
+	wantBytes, _ := os.ReadFile(want)
+	tr := registrytest.New(t, "", "")
+	ref := tr.Push(t, src, "four:v1")
+	cache := t.TempDir()
+	for round := range 2 {
+		out := filepath.Join(t.TempDir(), "got.sqfs")
+		before := tr.BlobGets.Load()
+		_, err := ocirender.Pull(context.Background(), ref, ocirender.Spec{Format: ocirender.FormatSquashfs, Path: out,
+			Open: ocirender.Options{CacheDir: cache}}, pull.Options{Jobs: 2})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if got, _ := os.ReadFile(out); !bytes.Equal(got, wantBytes) {
+			t.Fatalf("round %d: the pulled squashfs differs from the converted layout's", round)
+		}
+		gets := tr.BlobGets.Load() - before
+		if round == 0 && gets < 4 || round == 1 && gets > 1 { // config, plus 4 layers the first time
+			t.Errorf("round %d: %d blob downloads", round, gets)
+		}
+	}
+	// Without a cache: a mounted-style pull returns the open image, and leaves no blobs.
+	tmp := t.TempDir()
+	im, err := ocirender.Pull(context.Background(), ref, ocirender.Spec{Open: ocirender.Options{TempDir: tmp}}, pull.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if got, want := tarListing(t, im), tarListing(t, open(t, src)); got != want {
+		t.Errorf("pulled image lists\n%s\nwant\n%s", got, want)
+	}
+	if left := entries(t, tmp); len(left) != 0 {
+		t.Errorf("a pull without cache left %v", left)
+	}
+}
+
+// TestPullAuth: a registry that wants basic auth gets it from the docker config; without
+// credentials the pull fails with one clear line.
+func TestPullAuth(t *testing.T) {
+	src := t.TempDir()
+	fourLayers(t, src)
+	tr := registrytest.New(t, "alice", "s3cret")
+	ref := tr.Push(t, src, "private/four:v1")
+	out := filepath.Join(t.TempDir(), "out.tar")
+	spec := ocirender.Spec{Format: ocirender.FormatTar, Path: out}
+
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	_, err := ocirender.Pull(context.Background(), ref, spec, pull.Options{})
+	if err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") && !strings.Contains(err.Error(), "401") {
+		t.Fatalf("pull without credentials: %v", err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error of several lines: %q", err)
+	}
+	t.Logf("without credentials: %v", err)
+	if _, err := os.Stat(out); err == nil {
+		t.Error("output written without credentials")
+	}
+
+	cfg := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))
+	os.WriteFile(filepath.Join(cfg, "config.json"), fmt.Appendf(nil, `{"auths":{%q:{"auth":%q}}}`, tr.Host(), auth), 0o600)
+	t.Setenv("DOCKER_CONFIG", cfg)
+	if _, err := ocirender.Pull(context.Background(), ref, spec, pull.Options{}); err != nil {
+		t.Fatalf("pull with credentials: %v", err)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+		t.Fatalf("no output: %v", err)
+	}
+}
+
+// TestPullBadDigest: a registry that sends other bytes than a layer's digest fails the pull
+// with a digest error; no output and no bad blob in the cache are left.
+func TestPullBadDigest(t *testing.T) {
+	src := t.TempDir()
+	_, _, blobs := fourLayers(t, src)
+	tr := registrytest.New(t, "", "")
+	ref := tr.Push(t, src, "four:bad")
+	tr.Spoil(filepath.Base(blobs[1]))
+	cache := t.TempDir()
+	outDir := t.TempDir()
+	_, err := ocirender.Pull(context.Background(), ref, ocirender.Spec{Format: ocirender.FormatSquashfs, Path: filepath.Join(outDir, "x.sqfs"),
+		Open: ocirender.Options{CacheDir: cache}}, pull.Options{})
+	if err == nil || !strings.Contains(err.Error(), "digest") || !strings.Contains(err.Error(), "layer 1") {
+		t.Fatalf("pull of a spoiled blob: %v", err)
+	}
+	t.Logf("spoiled blob: %v", err)
+	if left := entries(t, outDir); len(left) != 0 {
+		t.Errorf("left %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "blobs", "sha256", filepath.Base(blobs[1]))); err == nil {
+		t.Error("the spoiled blob is in the cache")
+	}
+	matches, _ := filepath.Glob(filepath.Join(cache, "blobs", "sha256", ".tmp-*"))
+	if len(matches) != 0 {
+		t.Errorf("temporary downloads left: %v", matches)
+	}
+}
