@@ -26,7 +26,7 @@ func TestPull(t *testing.T) {
 	}
 	wantBytes, _ := os.ReadFile(want)
 	tr := registrytest.New(t, "", "")
-	ref := tr.Push(t, src, "four:v1")
+	ref := tr.Push(t, src, "", "four:v1")
 	cache := t.TempDir()
 	for round := range 2 {
 		out := filepath.Join(t.TempDir(), "got.sqfs")
@@ -65,7 +65,7 @@ func TestPullAuth(t *testing.T) {
 	src := t.TempDir()
 	fourLayers(t, src)
 	tr := registrytest.New(t, "alice", "s3cret")
-	ref := tr.Push(t, src, "private/four:v1")
+	ref := tr.Push(t, src, "", "private/four:v1")
 	out := filepath.Join(t.TempDir(), "out.tar")
 	spec := ocirender.Spec{Format: ocirender.FormatTar, Path: out}
 
@@ -100,7 +100,7 @@ func TestPullBadDigest(t *testing.T) {
 	src := t.TempDir()
 	_, _, blobs := fourLayers(t, src)
 	tr := registrytest.New(t, "", "")
-	ref := tr.Push(t, src, "four:bad")
+	ref := tr.Push(t, src, "", "four:bad")
 	tr.Spoil(filepath.Base(blobs[1]))
 	cache := t.TempDir()
 	outDir := t.TempDir()

@@ -59,7 +59,7 @@ func (f *pullFlags) run(ctx context.Context, args []string, stdout, stderr io.Wr
 		}
 	case "dir", "squashfs", "oci":
 		if f.out == "-" {
-			return usagef("pull: a %s output cannot go to stdout", f.format)
+			return usagef("pull: --format %s cannot go to stdout", f.format)
 		}
 	case "":
 		return usagef("pull: --format is required (squashfs, tar, dir or oci)")

@@ -82,9 +82,9 @@ func (reg *Registry) Spoil(hx string) {
 	reg.mu.Unlock()
 }
 
-// Push uploads the first image of the OCI layout dir as repo (repo:tag) and returns its
-// reference.
-func (reg *Registry) Push(t testing.TB, dir, repo string) string {
+// Push uploads the image of the OCI layout dir whose ref name is ref ("" for the first
+// image) as repo (repo:tag) and returns its reference.
+func (reg *Registry) Push(t testing.TB, dir, ref, repo string) string {
 	t.Helper()
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
@@ -94,12 +94,22 @@ func (reg *Registry) Push(t testing.TB, dir, repo string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := idx.Image(m.Manifests[0].Digest)
+	pick := -1
+	for i, d := range m.Manifests {
+		if ref == "" || d.Annotations["org.opencontainers.image.ref.name"] == ref {
+			pick = i
+			break
+		}
+	}
+	if pick < 0 {
+		t.Fatalf("%s has no image %q", dir, ref)
+	}
+	img, err := idx.Image(m.Manifests[pick].Digest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := reg.Host() + "/" + repo
-	r, err := name.ParseReference(ref)
+	dst := reg.Host() + "/" + repo
+	r, err := name.ParseReference(dst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +120,5 @@ func (reg *Registry) Push(t testing.TB, dir, repo string) string {
 	if err := remote.Write(r, img, opts...); err != nil {
 		t.Fatal(err)
 	}
-	return ref
+	return dst
 }
