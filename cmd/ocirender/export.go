@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ocirender/ocirender"
 	"github.com/ocirender/ocirender/export"
 	"github.com/ocirender/ocirender/export/squashfs"
 	"github.com/ocirender/ocirender/internal/cli"
@@ -138,35 +139,15 @@ func (f *exportFlags) run(ctx context.Context, args []string, stdout, stderr io.
 	defer p.Done()
 	total := img.Index.ContentSize()
 	report := func(n int64) { p.Update("writing", n, total) }
-	switch f.format {
-	case "squashfs":
-		sqfsOpts.Progress = report
-		sqfsOpts.Notice = func(msg string) {
-			p.Done()
-			fmt.Fprintf(stderr, "ocirender: notice: %s\n", msg)
-		}
-		return export.WriteFileAtomic(ctx, f.out, func(w io.Writer) error {
-			wa, ok := w.(io.WriterAt)
-			if !ok {
-				return fmt.Errorf("export: squashfs needs a seekable output")
-			}
-			return squashfs.Write(ctx, wa, img.Index, img.Content(), sqfsOpts)
-		})
-	case "tar":
-		opts := export.TarOptions{Progress: report}
-		if f.out == "-" {
-			return export.Tar(ctx, stdout, img.Index, img.Content(), opts)
-		}
-		return export.WriteFileAtomic(ctx, f.out, func(w io.Writer) error {
-			return export.Tar(ctx, w, img.Index, img.Content(), opts)
-		})
-	default:
-		return export.Dir(ctx, f.out, img.Index, img.Content(), export.DirOptions{
-			Progress: report,
-			Notice: func(msg string) {
-				p.Done()
-				fmt.Fprintf(stderr, "ocirender: notice: %s\n", msg)
-			},
-		})
+	warn := func(msg string) {
+		p.Done()
+		fmt.Fprintf(stderr, "ocirender: notice: %s\n", msg)
 	}
+	spec := ocirender.Spec{Format: f.format, Path: f.out, Squashfs: sqfsOpts,
+		Tar: export.TarOptions{Progress: report}, Dir: export.DirOptions{Progress: report, Notice: warn}}
+	spec.Squashfs.Progress, spec.Squashfs.Notice = report, warn
+	if f.out == "-" {
+		spec.Path, spec.Writer = "", stdout
+	}
+	return img.Export(ctx, spec)
 }
