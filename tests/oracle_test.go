@@ -115,7 +115,7 @@ func exportTarStdout(t *testing.T, ctx context.Context, image, ref, work string)
 	return x, hex.EncodeToString(h.Sum(nil))
 }
 
-func fileSum(t *testing.T, p string) string {
+func fileSum(t testing.TB, p string) string {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {

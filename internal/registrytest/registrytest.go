@@ -1,6 +1,6 @@
 // Package registrytest runs go-containerregistry's in-process registry on 127.0.0.1 for
 // tests, with optional basic auth and a switch that spoils a blob's bytes on the way out, and
-// pushes OCI layouts to it.
+// pushes OCI layouts to it. Blob downloads can be throttled to a network's pace.
 package registrytest
 
 import (
@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -29,6 +30,41 @@ type Registry struct {
 
 	mu    sync.Mutex
 	spoil string
+	rate  int64 // blob bytes per second per request, 0 = unbounded
+}
+
+// Throttle makes every blob download run at most bytesPerSecond (0: no bound), as a
+// registry across a network would.
+func (reg *Registry) Throttle(bytesPerSecond int64) {
+	reg.mu.Lock()
+	reg.rate = bytesPerSecond
+	reg.mu.Unlock()
+}
+
+// slowWriter writes at most rate bytes a second.
+type slowWriter struct {
+	http.ResponseWriter
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), 64<<10)]
+		n, err := s.ResponseWriter.Write(chunk)
+		written += n
+		s.n += int64(n)
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+		if due := s.start.Add(time.Duration(float64(s.n) / float64(s.rate) * float64(time.Second))); time.Until(due) > 0 {
+			time.Sleep(time.Until(due))
+		}
+	}
+	return written, nil
 }
 
 // New starts a registry, closed when the test ends; with a user, every request must carry
@@ -49,8 +85,11 @@ func New(t testing.TB, user, pass string) *Registry {
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
 			reg.BlobGets.Add(1)
 			reg.mu.Lock()
-			spoil := reg.spoil
+			spoil, rate := reg.spoil, reg.rate
 			reg.mu.Unlock()
+			if rate > 0 {
+				w = &slowWriter{ResponseWriter: w, rate: rate, start: time.Now()}
+			}
 			if spoil != "" && strings.HasSuffix(r.URL.Path, spoil) {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, r)
