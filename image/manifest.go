@@ -2,6 +2,7 @@ package image
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 
@@ -22,7 +23,7 @@ func FromManifest(name string, manifest, config []byte, opts Options) (*Image, e
 	if err != nil {
 		return nil, &lineError{fmt.Errorf("image: %s: %w", name, err)}
 	}
-	st := &fileStore{paths: make(map[string]string), files: make(map[string]member)}
+	st := &fileStore{paths: make(map[string]string)}
 	o := &opener{path: name, st: st, want: want, explicit: opts.Platform != ""}
 	im, err := o.fromManifest(manifest, config, opts.Ref)
 	if err != nil {
@@ -69,22 +70,19 @@ func (o *opener) fromManifest(manifest, config []byte, ref string) (*Image, erro
 // layer is read. Every layer with the same digest shares the file. It is safe to call while
 // other layers are being read.
 func (im *Image) SetLayerFile(i int, path string) error {
-	fs, ok := im.st.(*fileStore)
+	st, ok := im.st.(*fileStore)
 	if !ok {
 		return fmt.Errorf("image: %s: SetLayerFile on an image read from a layout", im.Path)
 	}
 	if i < 0 || i >= len(im.Layers) {
 		return &lineError{fmt.Errorf("image: %s: %w", im.Path, errorf(ErrNotFound, "layer %d: the image has %d layers", i, len(im.Layers)))}
 	}
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if fs.done {
-		return os.ErrClosed
-	}
-	if old, ok := fs.paths[im.members[i]]; ok && old != path {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if old, ok := st.paths[im.members[i]]; ok && old != path {
 		return fmt.Errorf("image: %s: layer %d: its blob is already %s", im.Path, i, old)
 	}
-	fs.paths[im.members[i]] = path
+	st.paths[im.members[i]] = path
 	return nil
 }
 
@@ -92,56 +90,20 @@ func (im *Image) SetLayerFile(i int, path string) error {
 type fileStore struct {
 	mu    sync.Mutex
 	paths map[string]string // member name -> path
-	files map[string]member
-	done  bool
+	files openFiles
 }
 
 func (s *fileStore) open(name string) (member, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return member{}, os.ErrClosed
-	}
-	if m, ok := s.files[name]; ok {
-		return m, nil
-	}
 	p, ok := s.paths[name]
+	s.mu.Unlock()
 	if !ok {
 		return member{}, errorf(ErrNotFound, "%s: not downloaded", name)
 	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return member{}, describeOpenError(p, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return member{}, errorf(ErrInvalid, "%s: not a regular file (%s)", p, fi.Mode().Type())
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return member{}, describeOpenError(p, err)
-	}
-	if fi, err = f.Stat(); err != nil {
-		f.Close()
-		return member{}, err
-	}
-	m := member{f: f, size: fi.Size()}
-	s.files[name] = m
-	return m, nil
+	return s.files.get(name, p, func() (fs.FileInfo, error) { return os.Stat(p) }, func() (*os.File, error) { return os.Open(p) })
 }
 
 func (s *fileStore) close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return nil
-	}
-	s.done = true
-	var err error
-	for _, m := range s.files {
-		if e := m.f.Close(); err == nil {
-			err = e
-		}
-	}
-	s.files = nil
+	_, err := s.files.close()
 	return err
 }

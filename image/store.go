@@ -77,16 +77,74 @@ func cleanName(name string) (string, error) {
 	return c, nil
 }
 
-// dirStore is a layout directory. Files are opened through an os.Root, so
-// neither a name nor a symlink inside the layout can reach outside it. Each
-// member's file is opened once and kept until close, because Blob hands the
-// *os.File to callers.
-type dirStore struct {
-	root *os.Root
-
+// openFiles keeps the files a store opened, each once, until close: Blob hands the *os.File
+// to callers.
+type openFiles struct {
 	mu    sync.Mutex
 	files map[string]member
 	done  bool
+}
+
+// get returns the member called name, opening it on first use: stat (which must not block,
+// so that a FIFO planted in a layout is refused before it is opened) must report a regular
+// file, and so must the opened file. what names it in errors.
+func (c *openFiles) get(name, what string, stat func() (fs.FileInfo, error), open func() (*os.File, error)) (member, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return member{}, os.ErrClosed
+	}
+	if m, ok := c.files[name]; ok {
+		return m, nil
+	}
+	fi, err := stat()
+	if err != nil {
+		return member{}, describeOpenError(what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return member{}, errorf(ErrInvalid, "%s: not a regular file (%s)", what, fi.Mode().Type())
+	}
+	f, err := open()
+	if err != nil {
+		return member{}, describeOpenError(what, err)
+	}
+	if fi, err = f.Stat(); err != nil {
+		f.Close()
+		return member{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return member{}, errorf(ErrInvalid, "%s: not a regular file (%s)", what, fi.Mode().Type())
+	}
+	m := member{f: f, size: fi.Size()}
+	if c.files == nil {
+		c.files = make(map[string]member)
+	}
+	c.files[name] = m
+	return m, nil
+}
+
+// close closes the files; later gets fail. It reports whether this call closed them.
+func (c *openFiles) close() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return false, nil
+	}
+	c.done = true
+	var errs []error
+	for _, m := range c.files {
+		errs = append(errs, m.f.Close())
+	}
+	c.files = nil
+	return true, errors.Join(errs...)
+}
+
+// dirStore is a layout directory. Files are opened through an os.Root, so
+// neither a name nor a symlink inside the layout can reach outside it.
+type dirStore struct {
+	root  *os.Root
+	files openFiles
 }
 
 func openDirStore(dir string) (*dirStore, error) {
@@ -94,42 +152,12 @@ func openDirStore(dir string) (*dirStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dirStore{root: root, files: make(map[string]member)}, nil
+	return &dirStore{root: root}, nil
 }
 
 func (s *dirStore) open(name string) (member, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return member{}, os.ErrClosed
-	}
-	if m, ok := s.files[name]; ok {
-		return m, nil
-	}
-	// Stat before opening: opening a FIFO planted in the layout would block.
-	fi, err := s.root.Stat(name)
-	if err != nil {
-		return member{}, describeOpenError(name, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return member{}, errorf(ErrInvalid, "%s: not a regular file (%s)", name, fi.Mode().Type())
-	}
-	f, err := s.root.Open(name)
-	if err != nil {
-		return member{}, describeOpenError(name, err)
-	}
-	fi, err = f.Stat()
-	if err != nil {
-		f.Close()
-		return member{}, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return member{}, errorf(ErrInvalid, "%s: not a regular file (%s)", name, fi.Mode().Type())
-	}
-	m := member{f: f, size: fi.Size()}
-	s.files[name] = m
-	return m, nil
+	return s.files.get(name, name, func() (fs.FileInfo, error) { return s.root.Stat(name) },
+		func() (*os.File, error) { return s.root.Open(name) })
 }
 
 func describeOpenError(name string, err error) error {
@@ -145,19 +173,10 @@ func describeOpenError(name string, err error) error {
 }
 
 func (s *dirStore) close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return nil
+	if closed, err := s.files.close(); !closed || err != nil {
+		return err
 	}
-	s.done = true
-	var errs []error
-	for _, m := range s.files {
-		errs = append(errs, m.f.Close())
-	}
-	s.files = nil
-	errs = append(errs, s.root.Close())
-	return errors.Join(errs...)
+	return s.root.Close()
 }
 
 // readMember reads a whole member of at most limit bytes.
