@@ -19,6 +19,7 @@
 package ocirender
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -173,7 +174,7 @@ func OpenImage(ctx context.Context, img *image.Image, opts Options) (_ *Image, e
 	}
 	a := im.newAssembly(ctx, opts)
 	for _, i := range largestFirst(img.Layers) {
-		a.start(i)
+		a.start(i, nil, nil)
 	}
 	err = a.finish()
 	a.cancel(nil)
@@ -333,19 +334,34 @@ func (im *Image) save(dir string) error {
 
 // scan reads layer i once: it verifies the blob, decompresses it, records its entries and,
 // with opts.Content, keeps its uncompressed stream.
-func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(int64)) scanResult {
+//
+// With stream set, the blob is read from stream (a download as it arrives) instead of its
+// file, which the caller makes known (SetLayerFile) once it is complete; an uncompressed
+// layer's content is then left for the caller to set (adoptBlob).
+func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(int64), stream io.Reader) scanResult {
 	if _, _, err := layer.FromMediaType(im.Image.Layers[i].MediaType); err != nil {
 		return scanResult{err: err}
 	}
-	blob, err := im.LayerBlob(i)
-	if err != nil {
-		return scanResult{err: err}
+	var (
+		blob *image.Blob
+		rc   io.ReadCloser
+		comp layer.Compression
+		err  error
+	)
+	if stream == nil {
+		if blob, err = im.LayerBlob(i); err != nil {
+			return scanResult{err: err}
+		}
+		head := make([]byte, 8)
+		k, _ := blob.ReadAt(head, 0)
+		comp = layer.Detect(head[:k])
+		rc, err = im.OpenLayer(i)
+	} else {
+		br := bufio.NewReaderSize(stream, 64<<10)
+		head, _ := br.Peek(8)
+		comp = layer.Detect(head)
+		rc, err = im.VerifyLayer(i, br)
 	}
-	head := make([]byte, 8)
-	k, _ := blob.ReadAt(head, 0)
-	comp := layer.Detect(head[:k])
-
-	rc, err := im.OpenLayer(i)
 	if err != nil {
 		return scanResult{err: err}
 	}
@@ -358,7 +374,7 @@ func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(in
 	var rec *layer.Recorder
 	if opts.CacheDir != "" || opts.Content && !opts.Spool {
 		if comp == layer.Uncompressed {
-			im.maps[i] = &layer.Map{Access: layer.AccessDirect, Size: blob.Size}
+			im.maps[i] = &layer.Map{Access: layer.AccessDirect, Size: im.Image.Layers[i].Size}
 		} else {
 			rec = &layer.Recorder{Spill: func() (*os.File, error) {
 				f, err := im.newSpill(opts)
@@ -392,7 +408,9 @@ func (im *Image) scan(ctx context.Context, i int, opts Options, progress func(in
 	}
 	if opts.Content && opts.Spool {
 		if comp == layer.Uncompressed {
-			im.layers[i] = blobSpan{blob}
+			if blob != nil {
+				im.layers[i] = blobSpan{blob}
+			}
 		} else {
 			sp, err := layer.NewSpool(opts.TempDir)
 			if err != nil {

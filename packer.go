@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"slices"
 	"sync"
@@ -46,8 +47,10 @@ func (im *Image) newAssembly(ctx context.Context, opts Options) *assembly {
 	return a
 }
 
-// start scans layer i in the background. Each layer is started once.
-func (a *assembly) start(i int) {
+// start scans layer i in the background, from its blob file, or with stream set from stream
+// while the blob arrives; then the result waits for gate, closed once the blob's file is
+// complete and known. Each layer is started once.
+func (a *assembly) start(i int, stream io.Reader, gate <-chan struct{}) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -57,7 +60,6 @@ func (a *assembly) start(i int) {
 			a.results[i] <- scanResult{err: context.Cause(a.ctx)}
 			return
 		}
-		defer func() { <-a.sem }()
 		a.event(Event{Kind: LayerStarted, Layer: i, Total: a.im.Layers[i].Size})
 		var mine int64
 		progress := func(k int64) {
@@ -67,10 +69,32 @@ func (a *assembly) start(i int) {
 				a.opts.Progress(a.done.Add(k), a.total.Load())
 			}
 		}
-		r := a.im.scan(a.ctx, i, a.opts, progress)
+		r := a.im.scan(a.ctx, i, a.opts, progress, stream)
+		<-a.sem
+		if r.err == nil && gate != nil {
+			select {
+			case <-gate:
+				r.err = a.im.adoptBlob(i, a.opts)
+			case <-a.ctx.Done():
+				r.err = context.Cause(a.ctx)
+			}
+		}
 		a.event(Event{Kind: LayerScanned, Layer: i, Done: mine, Total: a.im.Layers[i].Size, Err: r.err})
 		a.results[i] <- r
 	}()
+}
+
+// adoptBlob follows the scan of a layer that arrived as a stream, once its file is known: it
+// checks the file, and lets an uncompressed layer be read in place.
+func (im *Image) adoptBlob(i int, opts Options) error {
+	blob, err := im.LayerBlob(i)
+	if err != nil {
+		return err
+	}
+	if opts.Content && opts.Spool && im.layers[i] == nil {
+		im.layers[i] = blobSpan{blob}
+	}
+	return nil
 }
 
 func (a *assembly) event(e Event) {
@@ -149,6 +173,7 @@ type Packer struct {
 
 	mu      sync.Mutex
 	ready   []bool
+	gates   []chan struct{} // of layers arriving as streams, closed by LayerReady
 	closed  bool
 	failErr error
 
@@ -169,7 +194,8 @@ func NewPacker(ctx context.Context, img *image.Image, spec Spec) (*Packer, error
 		return nil, err
 	}
 	opts := spec.openOptions()
-	p := &Packer{im: newImage(img, opts), spec: spec, ready: make([]bool, len(img.Layers)), done: make(chan struct{})}
+	p := &Packer{im: newImage(img, opts), spec: spec, ready: make([]bool, len(img.Layers)),
+		gates: make([]chan struct{}, len(img.Layers)), done: make(chan struct{})}
 	p.a = p.im.newAssembly(ctx, opts)
 	go func() {
 		defer close(p.done)
@@ -193,17 +219,16 @@ func (p *Packer) run(opts Options) error {
 }
 
 // LayerReady says that the blob of layer i is complete in the file at path ("" for an image
-// opened from a layout: the layout's own blob), and starts its scan. The blob is checked
-// against its digest as it is scanned. Every layer of the image must be made ready once.
+// opened from a layout: the layout's own blob), and starts its scan unless LayerArriving
+// started it already. The blob is checked against its digest as it is scanned. Every layer
+// of the image must be made ready once. After a failure, it returns the failure.
 func (p *Packer) LayerReady(i int, path string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch {
-	case p.closed:
-		return fmt.Errorf("ocirender: LayerReady(%d) after Close", i)
-	case i < 0 || i >= len(p.ready):
-		return fmt.Errorf("ocirender: LayerReady(%d): the image has %d layers", i, len(p.ready))
-	case p.ready[i]:
+	if err := p.check("LayerReady", i); err != nil {
+		return err
+	}
+	if p.ready[i] {
 		return fmt.Errorf("ocirender: LayerReady(%d) twice", i)
 	}
 	if path != "" {
@@ -212,7 +237,45 @@ func (p *Packer) LayerReady(i int, path string) error {
 		}
 	}
 	p.ready[i] = true
-	p.a.start(i)
+	if g := p.gates[i]; g != nil {
+		close(g)
+		return nil
+	}
+	p.a.start(i, nil, nil)
+	return nil
+}
+
+// LayerArriving starts the scan of layer i while its blob is still arriving: r yields the
+// blob's bytes as they come (blocking for more) and io.EOF at its end. The scan checks them
+// against the layer's digest. LayerReady(i, path) must follow once the blob is complete in
+// its file; until then the layer is not merged. A download and the scan of its bytes thus
+// overlap, instead of one following the other.
+func (p *Packer) LayerArriving(i int, r io.Reader) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.check("LayerArriving", i); err != nil {
+		return err
+	}
+	if p.ready[i] || p.gates[i] != nil {
+		return fmt.Errorf("ocirender: LayerArriving(%d) of a layer already started", i)
+	}
+	p.gates[i] = make(chan struct{})
+	p.a.start(i, r, p.gates[i])
+	return nil
+}
+
+// check refuses a call after Close or a failure, or of a layer the image does not have.
+func (p *Packer) check(what string, i int) error {
+	switch {
+	case p.closed:
+		return fmt.Errorf("ocirender: %s(%d) after Close", what, i)
+	case i < 0 || i >= len(p.ready):
+		return fmt.Errorf("ocirender: %s(%d): the image has %d layers", what, i, len(p.ready))
+	case p.failErr != nil:
+		return p.failErr
+	case p.a.ctx.Err() != nil:
+		return context.Cause(p.a.ctx)
+	}
 	return nil
 }
 

@@ -2,7 +2,6 @@ package ocirender
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 
 	"github.com/ocirender/ocirender/image"
@@ -11,10 +10,11 @@ import (
 
 // Pull fetches the image ref from its registry and converts it as spec says. The layers are
 // downloaded opts.Jobs at once, newest first, into opts.BlobDir, and a Packer scans each one
-// as soon as it is complete and verified, so the conversion overlaps the downloads.
+// while it downloads (Packer.LayerArriving), so the conversion overlaps the downloads.
 //
 // opts.BlobDir "" means the blobs directory of spec.Open.CacheDir, where later pulls find
-// them, or with no cache a temporary directory removed before Pull returns. When every blob
+// them, or with no cache a temporary directory removed before Pull returns (an image
+// returned keeps its blob files open). When every blob
 // is at hand already, the image is opened as Open would (through the index cache).
 //
 // With spec.Format "", nothing is written: Pull returns the merged image, open for reads;
@@ -27,28 +27,26 @@ func Pull(ctx context.Context, ref string, spec Spec, opts pull.Options) (_ *Ima
 		opts.Platform = spec.Open.Platform
 	}
 	if opts.BlobDir == "" {
-		if spec.Open.CacheDir != "" {
-			opts.BlobDir = filepath.Join(spec.Open.CacheDir, "blobs")
-		} else {
-			// No cache: the blobs live as long as the call. Files the image keeps open
-			// outlive the directory's removal.
-			tmp, err := os.MkdirTemp(spec.Open.TempDir, "ocirender-blobs-")
-			if err != nil {
-				return nil, err
-			}
-			defer os.RemoveAll(tmp)
-			opts.BlobDir = tmp
-		}
+		opts.BlobDir = BlobDir(spec.Open.CacheDir)
 	}
 	r, err := pull.Resolve(ctx, ref, opts)
 	if err != nil {
 		return nil, err
 	}
+	defer r.Close()
 	return PullRemote(ctx, r, spec)
 }
 
-// PullRemote is Pull of an image already resolved (by pull.Resolve, whose Options.BlobDir
-// must be set).
+// BlobDir is where pulls keep blobs in the cache at cacheDir: its blobs directory, or "" (a
+// temporary directory of each pull) when cacheDir is "".
+func BlobDir(cacheDir string) string {
+	if cacheDir == "" {
+		return ""
+	}
+	return filepath.Join(cacheDir, "blobs")
+}
+
+// PullRemote is Pull of an image already resolved by pull.Resolve; the caller closes r.
 func PullRemote(ctx context.Context, r *pull.Remote, spec Spec) (_ *Image, err error) {
 	if err := spec.check(); err != nil {
 		return nil, err
@@ -75,7 +73,7 @@ func PullRemote(ctx context.Context, r *pull.Remote, spec Spec) (_ *Image, err e
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Fetch(ctx, p.LayerReady); err != nil {
+	if err := r.Fetch(ctx, p.LayerReady, p.LayerArriving); err != nil {
 		p.Fail(err)
 	}
 	if err := p.Close(); err != nil {

@@ -46,6 +46,7 @@ func TestPull(t *testing.T) {
 	}
 	// Without a cache: a mounted-style pull returns the open image, and leaves no blobs.
 	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the blobs of a pull without cache go
 	im, err := ocirender.Pull(context.Background(), ref, ocirender.Spec{Open: ocirender.Options{TempDir: tmp}}, pull.Options{})
 	if err != nil {
 		t.Fatal(err)

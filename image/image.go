@@ -254,6 +254,17 @@ func (im *Image) OpenLayer(i int) (io.ReadCloser, error) {
 	return newVerifyReader(io.NewSectionReader(b, 0, b.Size), b.Digest, b.Size, im.Path, im.layerWhat(i)), nil
 }
 
+// VerifyLayer reads r as layer i's blob (a download as it arrives, say)
+// and verifies it as OpenLayer does: at the end of r, a size or digest
+// mismatch is returned from Read as a *DigestError.
+func (im *Image) VerifyLayer(i int, r io.Reader) (io.ReadCloser, error) {
+	if i < 0 || i >= len(im.Layers) {
+		return nil, &lineError{fmt.Errorf("image: %s: %w", im.Path, errorf(ErrNotFound, "layer %d: the image has %d layers", i, len(im.Layers)))}
+	}
+	l := im.Layers[i]
+	return newVerifyReader(r, l.Digest, l.Size, im.Path, im.layerWhat(i)), nil
+}
+
 // List returns the references of the images at path, for messages and
 // listings. Each image is listed once under each of its distinct names (a
 // docker RepoTag, an index.json annotation; a containerd name that spells a

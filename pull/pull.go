@@ -44,7 +44,8 @@ type Options struct {
 	// Jobs is the number of layers downloaded at once; 0 means 4.
 	Jobs int
 	// BlobDir holds the blobs, as BlobDir/sha256/<hex>; blobs already there are not fetched
-	// again. Required.
+	// again. "" is a temporary directory that Remote.Close removes (files opened from it
+	// stay readable).
 	BlobDir string
 	// Keychain finds credentials; nil is authn.DefaultKeychain.
 	Keychain authn.Keychain
@@ -68,14 +69,20 @@ type Remote struct {
 
 	opts   Options
 	puller *remote.Puller
+	tmp    string // a temporary BlobDir, removed by Close
+}
+
+// Close removes the temporary blob directory, if Options.BlobDir was "".
+func (r *Remote) Close() error {
+	if r.tmp == "" {
+		return nil
+	}
+	return os.RemoveAll(r.tmp)
 }
 
 // Resolve looks ref up ("registry/repo:tag" or "@sha256:..."; docker.io is the default
 // registry) and reads the manifest of the wanted platform and its config.
 func Resolve(ctx context.Context, ref string, opts Options) (*Remote, error) {
-	if opts.BlobDir == "" {
-		return nil, errors.New("pull: no blob directory")
-	}
 	var nopts []name.Option
 	if opts.Insecure {
 		nopts = append(nopts, name.Insecure)
@@ -114,6 +121,12 @@ func Resolve(ctx context.Context, ref string, opts Options) (*Remote, error) {
 		return nil, fmt.Errorf("pull: %s: %w", r, oneLine(err))
 	}
 	rm := &Remote{Ref: r, Progress: opts.Progress, opts: opts, puller: p}
+	if opts.BlobDir == "" {
+		if rm.opts.BlobDir, err = os.MkdirTemp("", "ocirender-blobs-"); err != nil {
+			return nil, fmt.Errorf("pull: %w", err)
+		}
+		rm.tmp = rm.opts.BlobDir
+	}
 	if rm.Manifest, err = img.RawManifest(); err != nil {
 		return nil, fmt.Errorf("pull: %s: manifest: %w", r, oneLine(err))
 	}
@@ -159,9 +172,12 @@ func (r *Remote) Have(i int) bool {
 
 // Fetch downloads every layer not already in the blob directory, Options.Jobs at once, the
 // newest (last) layer first, and calls ready with each layer's blob path as soon as it is
-// complete and verified (at once for the layers already there). Calls of ready come from
-// several goroutines. Fetch stops at the first error, of a download or of ready.
-func (r *Remote) Fetch(ctx context.Context, ready func(i int, path string) error) error {
+// complete and verified (at once for the layers already there). With arriving set, it is
+// called when a download starts, with a reader of the blob's bytes as they arrive (it blocks
+// for more, fails if the download fails, and ends at the blob's end), so the caller can
+// consume a layer while it downloads; ready follows once the blob is complete. Calls come
+// from several goroutines. Fetch stops at the first error, of a download or of a callback.
+func (r *Remote) Fetch(ctx context.Context, ready func(i int, path string) error, arriving func(i int, blob io.Reader) error) error {
 	progress := r.Progress
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -207,7 +223,7 @@ func (r *Remote) Fetch(ctx context.Context, ready func(i int, path string) error
 			}
 			defer func() { <-sem }()
 			if !r.Have(i) {
-				if err := r.download(ctx, i); err != nil {
+				if err := r.download(ctx, i, arriving); err != nil {
 					fail(err)
 					return
 				}
@@ -231,7 +247,7 @@ func (r *Remote) Fetch(ctx context.Context, ready func(i int, path string) error
 
 // download fetches layer i into a temporary file of the blob directory, checks its size and
 // sha256, and renames it into place.
-func (r *Remote) download(ctx context.Context, i int) (err error) {
+func (r *Remote) download(ctx context.Context, i int, arriving func(int, io.Reader) error) (err error) {
 	l := r.Layers[i]
 	what := fmt.Sprintf("pull: %s: layer %d (%s)", r.Ref, i, l.Digest)
 	dst := r.BlobPath(i)
@@ -257,8 +273,18 @@ func (r *Remote) download(ctx context.Context, i int) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
+	var g *growing
+	if arriving != nil {
+		if g, err = newGrowing(f.Name()); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		defer func() { g.finish(err) }()
+		if err := arriving(i, g); err != nil {
+			return err
+		}
+	}
 	h := sha256.New()
-	pw := &progressWriter{w: io.MultiWriter(f, h), i: i, total: l.Size, progress: r.Progress}
+	pw := &progressWriter{w: io.MultiWriter(f, h), i: i, total: l.Size, progress: r.Progress, grown: g}
 	// At most one byte more than declared: enough to tell a blob that is too long.
 	n, err := io.Copy(pw, io.LimitReader(rc, l.Size+1))
 	if err != nil {
@@ -287,21 +313,91 @@ func digestError(err error) error {
 	return err
 }
 
+// progressWriter counts the bytes of a download on their way to its file.
 type progressWriter struct {
 	w        io.Writer
 	i        int
 	done     int64
 	total    int64
 	progress func(i int, done, total int64)
+	grown    *growing // told of every write, when the download is being read as it arrives
 }
 
 func (p *progressWriter) Write(b []byte) (int, error) {
 	n, err := p.w.Write(b)
 	p.done += int64(n)
+	if p.grown != nil {
+		p.grown.grew(p.done)
+	}
 	if p.progress != nil {
 		p.progress(p.i, p.done, p.total)
 	}
 	return n, err
+}
+
+// growing reads a file while a download writes it: Read returns what has been written,
+// waits for more, and ends (io.EOF) once the download has finished and been verified, or
+// fails with the download's error. It reads through a descriptor of its own, so the file may
+// be renamed or removed meanwhile.
+type growing struct {
+	f    *os.File
+	off  int64
+	mu   sync.Mutex
+	cond sync.Cond
+	size int64 // bytes written so far
+	done bool
+	err  error
+}
+
+func newGrowing(path string) (*growing, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	g := &growing{f: f}
+	g.cond.L = &g.mu
+	return g, nil
+}
+
+// grew says that the file now holds size bytes.
+func (g *growing) grew(size int64) {
+	g.mu.Lock()
+	g.size = size
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+// finish says that the download ended, with err if it failed.
+func (g *growing) finish(err error) {
+	g.mu.Lock()
+	if !g.done {
+		g.done, g.err = true, err
+	}
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+func (g *growing) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	for g.off >= g.size && !g.done {
+		g.cond.Wait()
+	}
+	size, done, err := g.size, g.done, g.err
+	g.mu.Unlock()
+	if done && err != nil {
+		g.f.Close()
+		return 0, err
+	}
+	if g.off >= size { // done, all read
+		g.f.Close()
+		return 0, io.EOF
+	}
+	n, rerr := g.f.ReadAt(p[:min(int64(len(p)), size-g.off)], g.off)
+	g.off += int64(n)
+	if rerr == io.EOF && n > 0 {
+		rerr = nil
+	}
+	return n, rerr
 }
 
 // parsePlatform reads "os/arch[/variant]"; "" is linux and the host's architecture.
@@ -336,7 +432,7 @@ func (r *Remote) WriteLayout(ctx context.Context, dir string) (err error) {
 	if _, err := os.Lstat(dir); err == nil {
 		return fmt.Errorf("pull: %s exists", dir)
 	}
-	if err := r.Fetch(ctx, func(int, string) error { return nil }); err != nil {
+	if err := r.Fetch(ctx, func(int, string) error { return nil }, nil); err != nil {
 		return err
 	}
 	parent, base := filepath.Split(filepath.Clean(dir))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -117,22 +116,13 @@ func (c *command) pull(ctx context.Context, f *flags, ref string, opts ocirender
 	if f.ref != "" {
 		return nil, usagef("--ref picks an image of a layout; a registry reference names one already")
 	}
-	popts := pull.Options{Platform: f.platform, Insecure: f.insecure, Jobs: f.jobs}
-	if opts.CacheDir != "" {
-		popts.BlobDir = filepath.Join(opts.CacheDir, "blobs")
-	} else {
-		tmp, err := os.MkdirTemp("", "ocimount-blobs-")
-		if err != nil {
-			return nil, err
-		}
-		// The image keeps its blob files open: the directory can go as soon as the scan ends.
-		defer os.RemoveAll(tmp)
-		popts.BlobDir = tmp
-	}
+	popts := pull.Options{Platform: f.platform, Insecure: f.insecure, Jobs: f.jobs, BlobDir: ocirender.BlobDir(opts.CacheDir)}
 	r, err := pull.Resolve(ctx, ref, popts)
 	if err != nil {
 		return nil, err
 	}
+	// The image keeps its blob files open: a temporary blob directory can go once it is open.
+	defer r.Close()
 	names := make([]string, len(r.Layers))
 	for i, l := range r.Layers {
 		names[i] = l.Digest.Hex[:12]

@@ -77,22 +77,13 @@ func (f *pullFlags) run(ctx context.Context, args []string, stdout, stderr io.Wr
 	spec.Dir.Notice, spec.Squashfs.Notice = warn, warn
 	spec.Open.CacheDir = cli.CacheDir(f.cacheDir, f.noCache, warn)
 	opts := pull.Options{Platform: f.platform, Insecure: f.insecure, Jobs: f.jobs}
-	if spec.Open.CacheDir == "" {
-		tmp, err := os.MkdirTemp(f.tmp, "ocirender-blobs-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		opts.BlobDir = tmp
-	} else {
-		opts.BlobDir = spec.Open.CacheDir + "/blobs"
-	}
-
+	opts.BlobDir = ocirender.BlobDir(spec.Open.CacheDir)
 	// Resolve first, to name the layers of the progress bars.
 	r, err := pull.Resolve(ctx, args[0], opts)
 	if err != nil {
 		return err
 	}
+	defer r.Close()
 	names := make([]string, len(r.Layers))
 	for i, l := range r.Layers {
 		names[i] = l.Digest.Hex[:12]

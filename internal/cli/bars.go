@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -80,9 +81,15 @@ func (b *Bars) Done() {
 }
 
 // Watch returns the callbacks that show a pull on the bars: pull.Remote.Progress for the
-// downloads, ocirender.Options.Events for the scans.
+// downloads, ocirender.Options.Events for the scans. While a layer downloads, its line shows
+// the download (the scan follows it); then the scan.
 func (b *Bars) Watch() (download func(i int, done, total int64), events func(ocirender.Event)) {
+	var mu sync.Mutex
+	fetching := make(map[int]bool)
 	download = func(i int, done, total int64) {
+		mu.Lock()
+		fetching[i] = done < total
+		mu.Unlock()
 		state := "downloading"
 		if done == total {
 			state = "downloaded"
@@ -90,9 +97,14 @@ func (b *Bars) Watch() (download func(i int, done, total int64), events func(oci
 		b.Set(i, state, done, total)
 	}
 	events = func(e ocirender.Event) {
+		mu.Lock()
+		busy := fetching[e.Layer]
+		mu.Unlock()
 		switch e.Kind {
 		case ocirender.LayerProgress, ocirender.LayerStarted:
-			b.Set(e.Layer, "scanning", e.Done, e.Total)
+			if !busy {
+				b.Set(e.Layer, "scanning", e.Done, e.Total)
+			}
 		case ocirender.LayerScanned:
 			if e.Err == nil {
 				b.Set(e.Layer, "done", e.Done, e.Total)
