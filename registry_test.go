@@ -60,12 +60,16 @@ func TestPull(t *testing.T) {
 	}
 }
 
-// TestPullAuth: a registry that wants basic auth gets it from the docker config; without
-// credentials the pull fails with one clear line.
+// TestPullAuth: a registry that wants basic auth, and one that wants bearer tokens, get them
+// from the docker config; without credentials the pull fails with one clear line.
 func TestPullAuth(t *testing.T) {
+	t.Run("basic", func(t *testing.T) { testPullAuth(t, registrytest.New(t, "alice", "s3cret")) })
+	t.Run("bearer", func(t *testing.T) { testPullAuth(t, registrytest.NewToken(t, "alice", "s3cret")) })
+}
+
+func testPullAuth(t *testing.T, tr *registrytest.Registry) {
 	src := t.TempDir()
 	fourLayers(t, src)
-	tr := registrytest.New(t, "alice", "s3cret")
 	ref := tr.Push(t, src, "", "private/four:v1")
 	out := filepath.Join(t.TempDir(), "out.tar")
 	spec := ocirender.Spec{Format: ocirender.FormatTar, Path: out}
@@ -89,6 +93,20 @@ func TestPullAuth(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", cfg)
 	if _, err := ocirender.Pull(context.Background(), ref, spec, pull.Options{}); err != nil {
 		t.Fatalf("pull with credentials: %v", err)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+		t.Fatalf("no output: %v", err)
+	}
+	os.Remove(out)
+
+	// The same credentials from a credential helper named in the config.
+	bin := t.TempDir()
+	helper := fmt.Sprintf("#!/bin/sh\nread server\necho '{\"ServerURL\":\"'$server'\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}'\n")
+	os.WriteFile(filepath.Join(bin, "docker-credential-ocirendertest"), []byte(helper), 0o755)
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	os.WriteFile(filepath.Join(cfg, "config.json"), fmt.Appendf(nil, `{"credHelpers":{%q:"ocirendertest"}}`, tr.Host()), 0o600)
+	if _, err := ocirender.Pull(context.Background(), ref, spec, pull.Options{}); err != nil {
+		t.Fatalf("pull with a credential helper: %v", err)
 	}
 	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
 		t.Fatalf("no output: %v", err)

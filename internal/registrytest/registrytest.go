@@ -70,11 +70,41 @@ func (s *slowWriter) Write(p []byte) (int, error) {
 // New starts a registry, closed when the test ends; with a user, every request must carry
 // basic auth for user and pass.
 func New(t testing.TB, user, pass string) *Registry {
+	return start(t, user, pass, false)
+}
+
+// NewToken starts a registry that wants bearer tokens, as Docker Hub does: a request
+// without one is sent to the token endpoint /token, which hands one out for basic auth of
+// user and pass.
+func NewToken(t testing.TB, user, pass string) *Registry {
+	return start(t, user, pass, true)
+}
+
+// token is the bearer token NewToken's registry hands out and wants.
+const token = "t0ken-for-tests"
+
+func start(t testing.TB, user, pass string, bearer bool) *Registry {
 	t.Helper()
 	reg := &Registry{user: user, pass: pass}
 	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	reg.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if reg.user != "" {
+		if bearer && r.URL.Path == "/token" {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != reg.user || p != reg.pass {
+				http.Error(w, "bad credentials", http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"token":"`+token+`"}`)
+			return
+		}
+		if bearer {
+			if r.Header.Get("Authorization") != "Bearer "+token {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+reg.URL+`/token",service="test"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		} else if reg.user != "" {
 			u, p, ok := r.BasicAuth()
 			if !ok || u != reg.user || p != reg.pass {
 				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
