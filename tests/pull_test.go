@@ -5,12 +5,15 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ocirender/ocirender/internal/registrytest"
+	"github.com/ocirender/ocirender/tests/internal/fixture"
 	"github.com/ocirender/ocirender/verify"
 )
 
@@ -196,5 +199,49 @@ func TestMountRegistryRef(t *testing.T) {
 		if gets := reg.BlobGets.Load() - before; round == 2 && gets != 1 {
 			t.Errorf("round %d: %d blob downloads, want only the config's: the layers are cached", round, gets)
 		}
+	}
+}
+
+// TestPullInterrupted: SIGINT while the layers download (the registry sends 2 MB/s) stops the
+// pull with one line, exit 1, and leaves no output, no temporary file next to it and no
+// partial download in the blob cache.
+func TestPullInterrupted(t *testing.T) {
+	bin := ocirenderBin(t)
+	image := filepath.Join(t.TempDir(), "big")
+	var entries []fixture.Entry
+	for i := range 40 {
+		entries = append(entries, fixture.Entry{Name: fmt.Sprintf("f%02d", i), Body: strings.Repeat(fmt.Sprint(i, " noise "), 20000+i)})
+	}
+	// Uncompressed, so that the layer stays large: 40 files of about 200 KB.
+	writeImage(t, image, "big", fixture.PlainLayer(mustTar(t, entries)), fixture.GzipLayer(mustTar(t, entries[:3])))
+	reg := registrytest.New(t, "", "")
+	ref := reg.Push(t, image, "big", "big:v1")
+	reg.Throttle(2 << 20)
+	for _, format := range []string{"squashfs", "tar", "dir", "oci"} {
+		t.Run(format, func(t *testing.T) {
+			outDir, cache := t.TempDir(), t.TempDir()
+			cmd := exec.Command(bin, "pull", "-q", "--cache-dir", cache, "--format", format, "-o", filepath.Join(outDir, "out"), ref)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(1500 * time.Millisecond) // the 8 MB layer needs about 4 s
+			cmd.Process.Signal(syscall.SIGINT)
+			if err := cmd.Wait(); err == nil || cmd.ProcessState.ExitCode() != 1 {
+				t.Fatalf("interrupted pull: %v, stderr %q; want exit 1", err, stderr.String())
+			}
+			if msg := strings.TrimSpace(stderr.String()); strings.Contains(msg, "\n") || !strings.Contains(msg, "interrupted") {
+				t.Errorf("stderr = %q, want one line saying the pull was interrupted", msg)
+			}
+			t.Logf("stderr: %s", stderr.String())
+			if left := listDir(t, outDir); len(left) != 0 {
+				t.Errorf("left behind: %v", left)
+			}
+			tmps, _ := filepath.Glob(filepath.Join(cache, "blobs", "sha256", ".tmp-*"))
+			if len(tmps) != 0 {
+				t.Errorf("partial downloads left in the cache: %v", tmps)
+			}
+		})
 	}
 }
