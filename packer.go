@@ -159,9 +159,10 @@ var (
 )
 
 // A Packer converts an image whose layer blobs arrive one at a time, in any order, as
-// downloads finish: each layer is scanned as soon as LayerReady names its file, while the
-// others are still on their way, and the output is written as soon as the last one is in.
-// The output is the same, byte for byte, whatever the order of arrival.
+// downloads finish: each layer is scanned as soon as LayerReady names its file (or, given
+// LayerArriving, while its bytes still arrive), while the others are still on their way, and
+// the output is written as soon as the last one is in. The output is the same, byte for
+// byte, whatever the order of arrival.
 //
 // Make one with NewPacker, call LayerReady once per layer (from any goroutine), and Close.
 // Fail abandons the work; so does a Close before every layer arrived. Either way no output is
@@ -176,6 +177,10 @@ type Packer struct {
 	gates   []chan struct{} // of layers arriving as streams, closed by LayerReady
 	closed  bool
 	failErr error
+
+	closeOnce sync.Once
+	closeErr  error
+	finished  bool // Close has returned (closeErr is its result)
 
 	done chan struct{} // closed when the output is written or the work failed
 	err  error         // the outcome, once done is closed
@@ -249,7 +254,7 @@ func (p *Packer) LayerReady(i int, path string) error {
 // blob's bytes as they come (blocking for more) and io.EOF at its end. The scan checks them
 // against the layer's digest. LayerReady(i, path) must follow once the blob is complete in
 // its file; until then the layer is not merged. A download and the scan of its bytes thus
-// overlap, instead of one following the other.
+// overlap, instead of one following the other. r must end, or fail, for Close to return.
 func (p *Packer) LayerArriving(i int, r io.Reader) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -300,39 +305,40 @@ func (p *Packer) Fail(err error) {
 
 // Close waits until the output is written and returns the first error of the conversion. A
 // layer not made ready by then is an error: the conversion is abandoned and nothing written.
+// Later calls return the same.
 func (p *Packer) Close() error {
-	p.mu.Lock()
-	if !p.closed {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
 		p.closed = true
 		if i := slices.Index(p.ready, false); i >= 0 && p.failErr == nil {
 			p.a.cancel(fmt.Errorf("%s: layer %d (%s) %w", p.im.Path, i, p.im.Layers[i].Digest, errNeverArrived))
 		}
-	}
-	p.mu.Unlock()
-	<-p.done
-	p.a.wg.Wait()
-	err := p.err
-	if p.failErr != nil {
-		err = p.failErr
-	}
-	if err != nil || p.spec.Format != "" {
-		p.im.Close()
-	}
-	if err == nil {
-		p.a.event(Event{Kind: Finished, Layer: -1})
-	}
-	return err
+		p.mu.Unlock()
+		<-p.done
+		p.a.wg.Wait()
+		p.mu.Lock()
+		err := p.err
+		if p.failErr != nil {
+			err = p.failErr
+		}
+		p.closeErr, p.finished = err, true
+		p.mu.Unlock()
+		if err != nil || p.spec.Format != "" {
+			p.im.Close()
+		}
+		if err == nil {
+			p.a.event(Event{Kind: Finished, Layer: -1})
+		}
+	})
+	return p.closeErr
 }
 
 // Image returns the merged image of a Packer made with spec.Format "", after a Close that
 // returned nil; the caller closes it. Otherwise it returns nil.
 func (p *Packer) Image() *Image {
-	select {
-	case <-p.done:
-	default:
-		return nil
-	}
-	if p.err != nil || p.failErr != nil || p.spec.Format != "" {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.finished || p.closeErr != nil || p.spec.Format != "" {
 		return nil
 	}
 	return p.im
