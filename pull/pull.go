@@ -121,12 +121,6 @@ func Resolve(ctx context.Context, ref string, opts Options) (*Remote, error) {
 		return nil, fmt.Errorf("pull: %s: %w", r, oneLine(err))
 	}
 	rm := &Remote{Ref: r, Progress: opts.Progress, opts: opts, puller: p}
-	if opts.BlobDir == "" {
-		if rm.opts.BlobDir, err = os.MkdirTemp("", "ocirender-blobs-"); err != nil {
-			return nil, fmt.Errorf("pull: %w", err)
-		}
-		rm.tmp = rm.opts.BlobDir
-	}
 	if rm.Manifest, err = img.RawManifest(); err != nil {
 		return nil, fmt.Errorf("pull: %s: manifest: %w", r, oneLine(err))
 	}
@@ -152,6 +146,12 @@ func Resolve(ctx context.Context, ref string, opts Options) (*Remote, error) {
 		}
 	}
 	rm.Layers = m.Layers
+	if opts.BlobDir == "" {
+		if rm.opts.BlobDir, err = os.MkdirTemp("", "ocirender-blobs-"); err != nil {
+			return nil, fmt.Errorf("pull: %w", err)
+		}
+		rm.tmp = rm.opts.BlobDir
+	}
 	return rm, nil
 }
 
