@@ -1,0 +1,140 @@
+package pull
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/ocirender/ocirender/internal/imagetest"
+	"github.com/ocirender/ocirender/internal/registrytest"
+)
+
+// TestGrowing: a reader that follows a file while it is written gets every byte in order,
+// then io.EOF once the writer finishes, or the writer's error.
+func TestGrowing(t *testing.T) {
+	data := make([]byte, 3<<20)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	for _, fail := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "blob")
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := newGrowing(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		broken := errors.New("connection reset")
+		go func() {
+			n := 0
+			for n < len(data) {
+				k := min(len(data)-n, 1+rng.IntN(100000))
+				f.Write(data[n : n+k])
+				n += k
+				g.grew(int64(n))
+				if fail && n > len(data)/2 {
+					g.finish(broken)
+					return
+				}
+			}
+			g.finish(nil)
+		}()
+		got, err := io.ReadAll(g)
+		if fail {
+			if !errors.Is(err, broken) || !bytes.Equal(got, data[:len(got)]) {
+				t.Errorf("failed download: %d bytes, %v", len(got), err)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("read %d of %d bytes, %v", len(got), len(data), err)
+		}
+	}
+}
+
+// TestFetch: every layer arrives once, ready after its stream, a digest that appears twice
+// is downloaded once, and a second Fetch downloads nothing.
+func TestFetch(t *testing.T) {
+	dir := t.TempDir()
+	a := imagetest.GzipBlob(imagetest.Layer(imagetest.Reg("a", "alpha")))
+	b := imagetest.ZstdBlob(imagetest.Layer(imagetest.Reg("b", "beta")))
+	if _, err := imagetest.WriteLayout(dir, "x", a, b, a); err != nil {
+		t.Fatal(err)
+	}
+	reg := registrytest.New(t, "", "")
+	ref := reg.Push(t, dir, "x", "x:1")
+	blobs := t.TempDir()
+	r, err := Resolve(context.Background(), ref, Options{BlobDir: blobs, Jobs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if len(r.Layers) != 3 {
+		t.Fatalf("%d layers", len(r.Layers))
+	}
+	var mu sync.Mutex
+	var order []int
+	streamed := map[int][]byte{}
+	var wg sync.WaitGroup
+	before := reg.BlobGets.Load()
+	err = r.Fetch(context.Background(), func(i int, path string) error {
+		mu.Lock()
+		order = append(order, i)
+		mu.Unlock()
+		if path != r.BlobPath(i) {
+			t.Errorf("layer %d at %s", i, path)
+		}
+		return nil
+	}, func(i int, blob io.Reader) error {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data, err := io.ReadAll(blob)
+			if err != nil {
+				t.Errorf("stream of layer %d: %v", i, err)
+			}
+			mu.Lock()
+			streamed[i] = data
+			mu.Unlock()
+		}()
+		return nil
+	})
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 3 || order[0] != 2 && order[0] != 1 {
+		t.Errorf("ready order %v, want every layer, newest first", order)
+	}
+	if gets := reg.BlobGets.Load() - before; gets != 2 {
+		t.Errorf("%d blob downloads, want 2 (layer 0 and 2 share a digest)", gets)
+	}
+	for i, want := range [][]byte{a.Data, b.Data, a.Data} {
+		got, _ := os.ReadFile(r.BlobPath(i))
+		if !bytes.Equal(got, want) {
+			t.Errorf("layer %d: the blob file differs", i)
+		}
+		if s, ok := streamed[i]; ok && !bytes.Equal(s, want) {
+			t.Errorf("layer %d: the stream differs", i)
+		}
+	}
+	if len(streamed) != 2 {
+		t.Errorf("%d layers streamed, want the 2 downloads", len(streamed))
+	}
+	before = reg.BlobGets.Load()
+	if err := r.Fetch(context.Background(), func(int, string) error { return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if gets := reg.BlobGets.Load() - before; gets != 0 {
+		t.Errorf("second Fetch: %d downloads", gets)
+	}
+}
