@@ -60,6 +60,12 @@ demo: build
 	@if command -v unsquashfs >/dev/null; then unsquashfs -lln $(DEMO)/sample.sqfs; else echo "(unsquashfs not installed: make deps)"; fi
 	@echo "== ocirender verify $(DEMO)/sample.sqfs --image $(DEMO)/sample"
 	$(BIN)/ocirender verify $(DEMO)/sample.sqfs --image $(DEMO)/sample
+	@echo "== ocirender pull: the sample from a registry on 127.0.0.1, as squashfs (the bytes of the export above)"
+	$(GO) build -o $(DEMO)/registry ./internal/registrytest/serve
+	rm -f $(DEMO)/pulled.sqfs; $(DEMO)/registry $(DEMO)/sample "" demo/sample:v1 > $(DEMO)/ref & pid=$$!; \
+	  for i in $$(seq 50); do [ -s $(DEMO)/ref ] && break; sleep 0.1; done; \
+	  $(BIN)/ocirender pull --no-cache --format squashfs -o $(DEMO)/pulled.sqfs $$(cat $(DEMO)/ref); rc=$$?; \
+	  kill $$pid; [ $$rc = 0 ] && cmp $(DEMO)/pulled.sqfs $(DEMO)/sample.sqfs && echo "pulled.sqfs: the same bytes as sample.sqfs"
 	@echo "== ocimount --daemon $(DEMO)/sample $(DEMO)/mnt; ls -lR; ocimount -u"
 	@if [ -e /dev/fuse ] && [ "$$(id -u)" = 0 ]; then \
 	  mkdir -p $(DEMO)/mnt && $(BIN)/ocimount --daemon $(DEMO)/sample $(DEMO)/mnt && \

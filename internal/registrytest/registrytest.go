@@ -4,6 +4,7 @@
 package registrytest
 
 import (
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -86,7 +87,7 @@ const token = "t0ken-for-tests"
 func start(t testing.TB, user, pass string, bearer bool) *Registry {
 	t.Helper()
 	reg := &Registry{user: user, pass: pass}
-	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	h := Handler()
 	reg.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if bearer && r.URL.Path == "/token" {
 			u, p, ok := r.BasicAuth()
@@ -155,13 +156,30 @@ func (reg *Registry) Spoil(hx string) {
 // image) as repo (repo:tag) and returns its reference.
 func (reg *Registry) Push(t testing.TB, dir, ref, repo string) string {
 	t.Helper()
-	idx, err := layout.ImageIndexFromPath(dir)
+	var auth authn.Authenticator = authn.Anonymous
+	if reg.user != "" {
+		auth = &authn.Basic{Username: reg.user, Password: reg.pass}
+	}
+	dst, err := PushLayout(reg.Host(), auth, dir, ref, repo)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dst
+}
+
+// Handler returns go-containerregistry's in-process registry, logging nothing.
+func Handler() http.Handler { return registry.New(registry.Logger(log.New(io.Discard, "", 0))) }
+
+// PushLayout uploads the image of the OCI layout dir whose ref name is ref ("" for the
+// first image) to the registry at host as repo (repo:tag) and returns its reference.
+func PushLayout(host string, auth authn.Authenticator, dir, ref, repo string) (string, error) {
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return "", err
+	}
 	m, err := idx.IndexManifest()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	pick := -1
 	for i, d := range m.Manifests {
@@ -171,23 +189,19 @@ func (reg *Registry) Push(t testing.TB, dir, ref, repo string) string {
 		}
 	}
 	if pick < 0 {
-		t.Fatalf("%s has no image %q", dir, ref)
+		return "", fmt.Errorf("%s has no image %q", dir, ref)
 	}
 	img, err := idx.Image(m.Manifests[pick].Digest)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	dst := reg.Host() + "/" + repo
+	dst := host + "/" + repo
 	r, err := name.ParseReference(dst)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	var opts []remote.Option
-	if reg.user != "" {
-		opts = append(opts, remote.WithAuth(&authn.Basic{Username: reg.user, Password: reg.pass}))
+	if err := remote.Write(r, img, remote.WithAuth(auth)); err != nil {
+		return "", err
 	}
-	if err := remote.Write(r, img, opts...); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+	return dst, nil
 }
