@@ -32,7 +32,9 @@ import (
 func main() {
 	cli.LowerGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := cli.Profile()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(report(err, os.Stderr))
 }

@@ -1,6 +1,6 @@
 // Package cli holds what the ocirender and ocimount commands share: the garbage collector
 // setting, the progress line and the pull bars on a terminal, the choice of the index cache
-// directory, and telling a registry reference from a local path.
+// directory, telling a registry reference from a local path, and the CPU profile hook.
 package cli
 
 import (
@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -93,4 +94,25 @@ func CacheDir(dir string, noCache bool, notice func(string)) string {
 		return ""
 	}
 	return dir
+}
+
+// Profile writes a CPU profile of the whole run to the file $OCIRENDER_CPUPROFILE names, when
+// it is set, for `go tool pprof`: call the returned function at the end.
+func Profile() (stop func()) {
+	path := os.Getenv("OCIRENDER_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ocirender: notice: no CPU profile: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
