@@ -262,6 +262,7 @@ func loadCache(dir string, img *image.Image) (*cacheEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	touch(indexCachePath(dir, img))
 	e, err := decodeCache(data, img.ID)
 	if err != nil {
 		return nil, err

@@ -240,6 +240,7 @@ func (im *Image) adopt(e *cacheEntry, opts Options) error {
 		if l.m.Access != layer.AccessSpill || !opts.Content {
 			continue
 		}
+		touch(spillPath(opts.CacheDir, im.Image, i))
 		f, err := os.Open(spillPath(opts.CacheDir, im.Image, i))
 		if err != nil {
 			return err

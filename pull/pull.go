@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -163,11 +164,18 @@ func (r *Remote) BlobPath(i int) string {
 	return filepath.Join(r.opts.BlobDir, "sha256", r.Layers[i].Digest.Hex)
 }
 
-// Have reports whether layer i's blob is already in the blob directory with its size. (Its
-// digest was checked when it was stored there, and is checked again whenever it is read.)
+// Have reports whether layer i's blob is already in the blob directory with its size (its
+// digest was checked when it was stored there, and is checked again whenever it is read),
+// and records the use in its access time.
 func (r *Remote) Have(i int) bool {
 	fi, err := os.Stat(r.BlobPath(i))
-	return err == nil && fi.Mode().IsRegular() && fi.Size() == r.Layers[i].Size
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != r.Layers[i].Size {
+		return false
+	}
+	// A use: cache pruning goes by access time. The modification time stays, as the index
+	// cache's blob stamps record it.
+	os.Chtimes(r.BlobPath(i), time.Now(), fi.ModTime())
+	return true
 }
 
 // Fetch downloads every layer not already in the blob directory, Options.Jobs at once, the

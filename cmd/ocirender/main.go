@@ -82,7 +82,7 @@ type verb struct {
 var verbs []*verb
 
 func init() {
-	verbs = []*verb{exportVerb, pullVerb, catVerb, lsVerb, statVerb, verifyVerb, diffVerb, versionVerb}
+	verbs = []*verb{exportVerb, pullVerb, catVerb, lsVerb, statVerb, verifyVerb, diffVerb, cacheVerb, versionVerb}
 }
 
 const usageHead = `ocirender turns OCI container images into tar streams and directories, and
