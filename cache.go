@@ -87,11 +87,14 @@ func hexOf(d string) string {
 
 // indexCachePath names the entry of an image: by its manifest digest, and by where it is, so
 // that two copies of one image (whose blob files differ) do not keep replacing each other's
-// entry.
+// entry. An image made from a registry's documents is where its name says, whatever the
+// working directory.
 func indexCachePath(dir string, img *image.Image) string {
-	where, err := filepath.Abs(img.Path)
-	if err != nil {
-		where = img.Path
+	where := img.Path
+	if img.InLayout() {
+		if abs, err := filepath.Abs(img.Path); err == nil {
+			where = abs
+		}
 	}
 	h := sha256.Sum256([]byte(where))
 	return filepath.Join(dir, "index", fmt.Sprintf("%s-%x.v%d", hexOf(img.ID), h[:6], cacheVersion))

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ocirender/ocirender/image"
+	"github.com/ocirender/ocirender/layer"
 	"github.com/ocirender/ocirender/overlay"
 )
 
@@ -50,15 +51,27 @@ func (im *Image) newAssembly(ctx context.Context, opts Options) *assembly {
 // start scans layer i in the background, from its blob file, or with stream set from stream
 // while the blob arrives; then the result waits for gate, closed once the blob's file is
 // complete and known. Each layer is started once.
+//
+// A stream that is an io.Closer is closed when the scan ends, and at once if the assembly is
+// cancelled meanwhile, so that a scan waiting for bytes that will not come ends too. A scan
+// of a stream takes no worker slot: it mostly waits for the network, and the number of
+// downloads at once bounds it.
 func (a *assembly) start(i int, stream io.Reader, gate <-chan struct{}) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		select {
-		case a.sem <- struct{}{}:
-		case <-a.ctx.Done():
-			a.results[i] <- scanResult{err: context.Cause(a.ctx)}
-			return
+		if c, ok := stream.(io.Closer); ok {
+			defer c.Close()
+			stop := context.AfterFunc(a.ctx, func() { c.Close() })
+			defer stop()
+		}
+		if stream == nil {
+			select {
+			case a.sem <- struct{}{}:
+			case <-a.ctx.Done():
+				a.results[i] <- scanResult{err: context.Cause(a.ctx)}
+				return
+			}
 		}
 		a.event(Event{Kind: LayerStarted, Layer: i, Total: a.im.Layers[i].Size})
 		var mine int64
@@ -70,7 +83,9 @@ func (a *assembly) start(i int, stream io.Reader, gate <-chan struct{}) {
 			}
 		}
 		r := a.im.scan(a.ctx, i, a.opts, progress, stream)
-		<-a.sem
+		if stream == nil {
+			<-a.sem
+		}
 		if r.err == nil && gate != nil {
 			select {
 			case <-gate:
@@ -85,7 +100,8 @@ func (a *assembly) start(i int, stream io.Reader, gate <-chan struct{}) {
 }
 
 // adoptBlob follows the scan of a layer that arrived as a stream, once its file is known: it
-// checks the file, and lets an uncompressed layer be read in place.
+// checks the file's size (its bytes were verified as the stream), and lets an uncompressed
+// layer be read in place.
 func (im *Image) adoptBlob(i int, opts Options) error {
 	blob, err := im.LayerBlob(i)
 	if err != nil {
@@ -181,6 +197,7 @@ type Packer struct {
 	closeOnce sync.Once
 	closeErr  error
 	finished  bool // Close has returned (closeErr is its result)
+	succeeded bool // the output is complete: a Fail from now on changes nothing
 
 	done chan struct{} // closed when the output is written or the work failed
 	err  error         // the outcome, once done is closed
@@ -198,6 +215,13 @@ func NewPacker(ctx context.Context, img *image.Image, spec Spec) (*Packer, error
 		img.Close()
 		return nil, err
 	}
+	// Refuse what cannot be a layer before anything is downloaded for it.
+	for i, l := range img.Layers {
+		if _, _, err := layer.FromMediaType(l.MediaType); err != nil {
+			img.Close()
+			return nil, fmt.Errorf("%s: layer %d (%s): %w", img.Path, i, l.Digest, err)
+		}
+	}
 	opts := spec.openOptions()
 	p := &Packer{im: newImage(img, opts), spec: spec, ready: make([]bool, len(img.Layers)),
 		gates: make([]chan struct{}, len(img.Layers)), done: make(chan struct{})}
@@ -209,8 +233,15 @@ func NewPacker(ctx context.Context, img *image.Image, spec Spec) (*Packer, error
 	return p, nil
 }
 
-func (p *Packer) run(opts Options) error {
+func (p *Packer) run(opts Options) (err error) {
 	defer p.a.cancel(nil)
+	defer func() {
+		if err == nil {
+			p.mu.Lock()
+			p.succeeded = true
+			p.mu.Unlock()
+		}
+	}()
 	if err := p.a.finish(); err != nil {
 		return err
 	}
@@ -284,22 +315,22 @@ func (p *Packer) check(what string, i int) error {
 	return nil
 }
 
-// Fail abandons the conversion with err (a download that failed, say): scans stop, nothing
-// is written, and Close returns err.
+// Fail abandons the conversion with err (a download that failed, say): scans stop (a scan
+// reading a stream stops when the stream ends or fails, or at once if it is an io.Closer),
+// nothing is written, and Close returns err. Once the output is complete, Fail changes
+// nothing.
 func (p *Packer) Fail(err error) {
 	if err == nil {
 		err = errFailed
 	}
-	select {
-	case <-p.done:
-		return // too late: the output is complete
-	default:
-	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.succeeded {
+		return // too late: the output is complete
+	}
 	if p.failErr == nil {
 		p.failErr = err
 	}
-	p.mu.Unlock()
 	p.a.cancel(err)
 }
 
@@ -318,7 +349,9 @@ func (p *Packer) Close() error {
 		p.a.wg.Wait()
 		p.mu.Lock()
 		err := p.err
-		if p.failErr != nil {
+		if p.failErr != nil && !p.succeeded {
+			// A Fail that came while the output was being finished: run may have failed
+			// with the cancellation it caused, or (renamed just before) not at all.
 			err = p.failErr
 		}
 		p.closeErr, p.finished = err, true

@@ -73,8 +73,13 @@ func PullRemote(ctx context.Context, r *pull.Remote, spec Spec) (_ *Image, err e
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Fetch(ctx, p.LayerReady, p.LayerArriving); err != nil {
-		p.Fail(err)
+	// A failure of the conversion stops the downloads, and with them the scans reading them.
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(p.a.ctx, func() { cancel(context.Cause(p.a.ctx)) })
+	defer stop()
+	if err := r.Fetch(fctx, p.LayerReady, p.LayerArriving); err != nil && p.a.ctx.Err() == nil {
+		p.Fail(err) // else the downloads stopped because the conversion failed: Close says why
 	}
 	if err := p.Close(); err != nil {
 		return nil, err

@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ocirender/ocirender"
+	"github.com/ocirender/ocirender/internal/imagetest"
 	"github.com/ocirender/ocirender/internal/registrytest"
 	"github.com/ocirender/ocirender/pull"
 )
@@ -29,6 +31,9 @@ func TestPull(t *testing.T) {
 	ref := tr.Push(t, src, "", "four:v1")
 	cache := t.TempDir()
 	for round := range 2 {
+		if round == 1 {
+			t.Chdir(t.TempDir()) // the cache entry of a pulled image does not depend on it
+		}
 		out := filepath.Join(t.TempDir(), "got.sqfs")
 		before := tr.BlobGets.Load()
 		_, err := ocirender.Pull(context.Background(), ref, ocirender.Spec{Format: ocirender.FormatSquashfs, Path: out,
@@ -43,6 +48,9 @@ func TestPull(t *testing.T) {
 		if round == 0 && gets < 4 || round == 1 && gets > 1 { // config, plus 4 layers the first time
 			t.Errorf("round %d: %d blob downloads", round, gets)
 		}
+	}
+	if entries, _ := filepath.Glob(filepath.Join(cache, "index", "*")); len(entries) != 1 {
+		t.Errorf("index cache entries %v, want one", entries)
 	}
 	// Without a cache: a mounted-style pull returns the open image, and leaves no blobs.
 	tmp := t.TempDir()
@@ -139,4 +147,29 @@ func TestPullBadDigest(t *testing.T) {
 	if len(matches) != 0 {
 		t.Errorf("temporary downloads left: %v", matches)
 	}
+}
+
+// TestPullFailsFast: when one layer's scan fails (a blob of the right digest that is no tar)
+// the other layer's download stops, instead of the error waiting for its last byte.
+func TestPullFailsFast(t *testing.T) {
+	src := t.TempDir()
+	junk := bytes.Repeat([]byte("this is not a tar stream "), 100)
+	big := imagetest.Layer(imagetest.Reg("big", strings.Repeat("0123456789abcdef", 512<<10))) // 8 MiB
+	if _, err := imagetest.WriteLayout(src, "", imagetest.GzipBlob(junk), imagetest.TarBlob(big)); err != nil {
+		t.Fatal(err)
+	}
+	tr := registrytest.New(t, "", "")
+	ref := tr.Push(t, src, "", "junk:v1")
+	tr.Throttle(1 << 20) // the big layer takes 8 s
+	start := time.Now()
+	_, err := ocirender.Pull(context.Background(), ref, ocirender.Spec{Format: ocirender.FormatTar, Path: filepath.Join(t.TempDir(), "out.tar")},
+		pull.Options{Jobs: 2})
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "layer 0") {
+		t.Fatalf("Pull: %v, want an error about layer 0", err)
+	}
+	if took > 4*time.Second {
+		t.Errorf("the failure took %v: the other download was not stopped", took.Round(time.Millisecond))
+	}
+	t.Logf("failed in %v: %v", took.Round(time.Millisecond), err)
 }

@@ -44,6 +44,7 @@ type Image struct {
 	Layers []Layer  // base first
 
 	st      store
+	loose   bool     // made by FromManifest: no layout at Path
 	members []string // layout member of each layer blob
 	urls    []bool   // layer descriptor has URLs (a foreign layer, often absent)
 }
@@ -191,6 +192,10 @@ func (o *opener) applyConfig(im *Image, raw []byte, what string) error {
 	}
 	return nil
 }
+
+// InLayout reports whether the image was read from a layout at Path (by Open), rather than
+// made by FromManifest, whose Path is only a name.
+func (im *Image) InLayout() bool { return !im.loose }
 
 // Close releases the files of the image. Blobs handed out become unusable.
 func (im *Image) Close() error {

@@ -29,7 +29,7 @@ func FromManifest(name string, manifest, config []byte, opts Options) (*Image, e
 	if err != nil {
 		return nil, o.fail(err)
 	}
-	im.st = st
+	im.st, im.loose = st, true
 	return im, nil
 }
 

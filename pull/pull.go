@@ -288,6 +288,7 @@ func (r *Remote) download(ctx context.Context, i int, arriving func(int, io.Read
 		}
 		defer func() { g.finish(err) }()
 		if err := arriving(i, g); err != nil {
+			g.Close()
 			return err
 		}
 	}
@@ -346,15 +347,30 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 // growing reads a file while a download writes it: Read returns what has been written,
 // waits for more, and ends (io.EOF) once the download has finished and been verified, or
 // fails with the download's error. It reads through a descriptor of its own, so the file may
-// be renamed or removed meanwhile.
+// be renamed or removed meanwhile. Close releases the descriptor and makes a waiting Read
+// return; the download goes on.
 type growing struct {
-	f    *os.File
-	off  int64
-	mu   sync.Mutex
-	cond sync.Cond
-	size int64 // bytes written so far
-	done bool
-	err  error
+	f         *os.File
+	off       int64
+	mu        sync.Mutex
+	cond      sync.Cond
+	size      int64 // bytes written so far
+	done      bool
+	err       error
+	closed    bool
+	closeOnce sync.Once
+}
+
+var errReaderClosed = errors.New("pull: reader of a download closed")
+
+// Close releases the reader; a Read waiting for bytes returns an error.
+func (g *growing) Close() error {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.cond.Broadcast()
+	g.closeOnce.Do(func() { g.f.Close() })
+	return nil
 }
 
 func newGrowing(path string) (*growing, error) {
@@ -387,17 +403,19 @@ func (g *growing) finish(err error) {
 
 func (g *growing) Read(p []byte) (int, error) {
 	g.mu.Lock()
-	for g.off >= g.size && !g.done {
+	for g.off >= g.size && !g.done && !g.closed {
 		g.cond.Wait()
 	}
-	size, done, err := g.size, g.done, g.err
+	size, done, err, closed := g.size, g.done, g.err, g.closed
 	g.mu.Unlock()
-	if done && err != nil {
-		g.f.Close()
+	switch {
+	case closed:
+		return 0, errReaderClosed
+	case done && err != nil:
+		g.Close()
 		return 0, err
-	}
-	if g.off >= size { // done, all read
-		g.f.Close()
+	case g.off >= size: // done, all read
+		g.Close()
 		return 0, io.EOF
 	}
 	n, rerr := g.f.ReadAt(p[:min(int64(len(p)), size-g.off)], g.off)
