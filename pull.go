@@ -2,6 +2,7 @@ package ocirender
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 
 	"github.com/ocirender/ocirender/image"
@@ -15,7 +16,8 @@ import (
 // opts.BlobDir "" means the blobs directory of spec.Open.CacheDir, where later pulls find
 // them, or with no cache a temporary directory removed before Pull returns (an image
 // returned keeps its blob files open). When every blob
-// is at hand already, the image is opened as Open would (through the index cache).
+// is at hand already and spec.Open.CacheDir is set, the image is opened as Open would,
+// through the index cache.
 //
 // With spec.Format "", nothing is written: Pull returns the merged image, open for reads;
 // close it. Otherwise it returns nil.
@@ -47,10 +49,25 @@ func BlobDir(cacheDir string) string {
 }
 
 // PullRemote is Pull of an image already resolved by pull.Resolve; the caller closes r.
-func PullRemote(ctx context.Context, r *pull.Remote, spec Spec) (_ *Image, err error) {
+//
+// A blob of the blob directory whose bytes turn out not to match its digest is removed and
+// downloaded again, once.
+func PullRemote(ctx context.Context, r *pull.Remote, spec Spec) (*Image, error) {
 	if err := spec.check(); err != nil {
 		return nil, err
 	}
+	im, err := pullOnce(ctx, r, spec)
+	if err != nil && errors.Is(err, image.ErrDigest) && ctx.Err() == nil {
+		n, derr := r.DropCorrupt()
+		if derr == nil && n > 0 {
+			notice(spec.Open, "%d corrupt blobs of %s removed from the blob cache; downloading them again", n, r)
+			return pullOnce(ctx, r, spec)
+		}
+	}
+	return im, err
+}
+
+func pullOnce(ctx context.Context, r *pull.Remote, spec Spec) (_ *Image, err error) {
 	img, err := image.FromManifest(r.String(), r.Manifest, r.Config, image.Options{Platform: spec.Open.Platform, Ref: r.String()})
 	if err != nil {
 		return nil, err

@@ -21,7 +21,7 @@ import (
 // layout, the blobs are kept for the next pull, and a second pull downloads nothing.
 func TestPull(t *testing.T) {
 	src := t.TempDir()
-	fourLayers(t, src)
+	_, _, blobs := fourLayers(t, src)
 	want := filepath.Join(t.TempDir(), "want.sqfs")
 	if err := ocirender.Convert(context.Background(), src, ocirender.Spec{Format: ocirender.FormatSquashfs, Path: want}); err != nil {
 		t.Fatal(err)
@@ -51,6 +51,27 @@ func TestPull(t *testing.T) {
 	}
 	if entries, _ := filepath.Glob(filepath.Join(cache, "index", "*")); len(entries) != 1 {
 		t.Errorf("index cache entries %v, want one", entries)
+	}
+	// A cached blob spoiled in place (same size) is found, removed and downloaded again.
+	blob := filepath.Join(cache, "blobs", "sha256", filepath.Base(blobs[0]))
+	data, _ := os.ReadFile(blob)
+	data[len(data)/2] ^= 1
+	os.WriteFile(blob, data, 0o600)
+	var notices []string
+	out := filepath.Join(t.TempDir(), "healed.sqfs")
+	before := tr.BlobGets.Load()
+	if _, err := ocirender.Pull(context.Background(), ref, ocirender.Spec{Format: ocirender.FormatSquashfs, Path: out,
+		Open: ocirender.Options{CacheDir: cache, Notice: func(m string) { notices = append(notices, m) }}}, pull.Options{}); err != nil {
+		t.Fatalf("pull over a spoiled cached blob: %v", err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, wantBytes) {
+		t.Error("the squashfs pulled over a spoiled cached blob differs")
+	}
+	if got, _ := os.ReadFile(blob); !bytes.Equal(got, mustRead(t, blobs[0])) {
+		t.Error("the spoiled cached blob was not replaced")
+	}
+	if tr.BlobGets.Load()-before < 2 || !strings.Contains(strings.Join(notices, "\n"), "corrupt") {
+		t.Errorf("downloads %d, notices %q", tr.BlobGets.Load()-before, notices)
 	}
 	// Without a cache: a mounted-style pull returns the open image, and leaves no blobs.
 	tmp := t.TempDir()
@@ -172,4 +193,13 @@ func TestPullFailsFast(t *testing.T) {
 		t.Errorf("the failure took %v: the other download was not stopped", took.Round(time.Millisecond))
 	}
 	t.Logf("failed in %v: %v", took.Round(time.Millisecond), err)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -178,6 +178,37 @@ func (r *Remote) Have(i int) bool {
 	return true
 }
 
+// DropCorrupt hashes the blobs of r's layers already in the blob directory and removes those
+// whose bytes are not what their digest says (a disk error, a hand edit), so that the next
+// Fetch downloads them again. It returns how many it removed.
+func (r *Remote) DropCorrupt() (int, error) {
+	n := 0
+	seen := make(map[v1.Hash]bool)
+	for i, l := range r.Layers {
+		if seen[l.Digest] || !r.Have(i) {
+			continue
+		}
+		seen[l.Digest] = true
+		f, err := os.Open(r.BlobPath(i))
+		if err != nil {
+			return n, err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return n, err
+		}
+		if hex.EncodeToString(h.Sum(nil)) != l.Digest.Hex {
+			if err := os.Remove(r.BlobPath(i)); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Fetch downloads every layer not already in the blob directory, Options.Jobs at once, the
 // newest (last) layer first, and calls ready with each layer's blob path as soon as it is
 // complete and verified (at once for the layers already there). With arriving set, it is
@@ -457,6 +488,10 @@ func oneLine(err error) error {
 func (r *Remote) WriteLayout(ctx context.Context, dir string) (err error) {
 	if _, err := os.Lstat(dir); err == nil {
 		return fmt.Errorf("pull: %s exists", dir)
+	}
+	// The blobs are copied as they are: check those already at hand first.
+	if _, err := r.DropCorrupt(); err != nil {
+		return fmt.Errorf("pull: %w", err)
 	}
 	if err := r.Fetch(ctx, func(int, string) error { return nil }, nil); err != nil {
 		return err

@@ -137,4 +137,14 @@ func TestFetch(t *testing.T) {
 	if gets := reg.BlobGets.Load() - before; gets != 0 {
 		t.Errorf("second Fetch: %d downloads", gets)
 	}
+	// A blob spoiled in place is dropped, once for its digest, and only it.
+	data, _ := os.ReadFile(r.BlobPath(0))
+	data[0] ^= 1
+	os.WriteFile(r.BlobPath(0), data, 0o600)
+	if n, err := r.DropCorrupt(); n != 1 || err != nil {
+		t.Errorf("DropCorrupt = %d, %v; want 1", n, err)
+	}
+	if r.Have(0) || r.Have(2) || !r.Have(1) {
+		t.Errorf("after DropCorrupt: have %v %v %v", r.Have(0), r.Have(1), r.Have(2))
+	}
 }
