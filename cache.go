@@ -298,7 +298,11 @@ func saveCache(dir string, img *image.Image, e *cacheEntry) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(indexCachePath(dir, img), data)
+	if err := writeAtomic(indexCachePath(dir, img), data); err != nil {
+		return err
+	}
+	markCache(dir)
+	return nil
 }
 
 // writeAtomic writes data to path through a temporary file in the same directory.

@@ -3,6 +3,7 @@ package ocirender
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,6 +40,34 @@ type cacheFile struct {
 	used  time.Time // access time
 	temp  bool      // a leftover of a write that never finished
 	mtime time.Time
+}
+
+// cacheTag marks the cache for backup tools (https://bford.info/cachedir/).
+const cacheTag = "Signature: 8a477f597d28d172789f06886806bc55\n# This directory holds the cache of ocirender: indexes, spill files and pulled blobs.\n"
+
+// checkCacheDir refuses a directory that holds anything a cache does not: a --cache-dir
+// pointing at a home or a project must not have its index/ or blobs/ trimmed.
+func checkCacheDir(dir string) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, de := range des {
+		switch de.Name() {
+		case "index", "spill", "blobs", "CACHEDIR.TAG":
+		default:
+			return fmt.Errorf("%s holds %s: not an ocirender cache, left alone", dir, de.Name())
+		}
+	}
+	return nil
+}
+
+// markCache writes the cache directory tag once.
+func markCache(dir string) {
+	p := filepath.Join(dir, "CACHEDIR.TAG")
+	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		os.WriteFile(p, []byte(cacheTag), 0o644)
+	}
 }
 
 func listCache(dir string) ([]cacheFile, error) {
@@ -104,11 +133,15 @@ type PruneOptions struct {
 }
 
 // PruneCache trims the cache at dir as opts say, and always removes the temporary files of
-// writes that were interrupted more than a day ago. It returns what it removed.
+// writes that were interrupted more than a day ago. It returns what it removed. A directory
+// that holds anything but index/, spill/, blobs/ and CACHEDIR.TAG is refused.
 func PruneCache(dir string, opts PruneOptions) (files int, bytes int64, err error) {
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
+	}
+	if err := checkCacheDir(dir); err != nil {
+		return 0, 0, err
 	}
 	list, err := listCache(dir)
 	if err != nil {

@@ -74,6 +74,12 @@ func TestPruneCache(t *testing.T) {
 			}
 		})
 	}
+	// Not a cache: refused, nothing removed.
+	home := setup(t)
+	os.WriteFile(filepath.Join(home, ".bashrc"), nil, 0o644)
+	if _, _, err := PruneCache(home, PruneOptions{All: true}); err == nil || len(left(home)) != len(files) {
+		t.Errorf("prune of a directory that is no cache: %v, left %v", err, left(home))
+	}
 	usage, err := CacheUsage(setup(t))
 	if err != nil {
 		t.Fatal(err)

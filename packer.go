@@ -256,8 +256,10 @@ func (p *Packer) run(opts Options) (err error) {
 
 // LayerReady says that the blob of layer i is complete in the file at path ("" for an image
 // opened from a layout: the layout's own blob), and starts its scan unless LayerArriving
-// started it already. The blob is checked against its digest as it is scanned. Every layer
-// of the image must be made ready once. After a failure, it returns the failure.
+// started it already. The blob is checked against its digest as it is scanned; for a layer
+// that arrived as a stream, that check was of the stream, and the file, which is read
+// afterwards, must hold the same bytes (its size is checked). Every layer of the image must
+// be made ready once. After a failure, it returns the failure.
 func (p *Packer) LayerReady(i int, path string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -28,6 +28,7 @@ func TestPullTarget(t *testing.T) {
 		{"alpine@sha256:" + strings.Repeat("a", 64), "alpine@sha256:" + strings.Repeat("a", 64), false, true},
 		{filepath.Join(dir, "missing"), "", false, false}, // an absolute path is no reference
 		{"./missing", "", false, false},
+		{"missing.tar", "", false, false},
 		{"Bad::Ref", "", false, false},
 	} {
 		ref, explicit, isRef := PullTarget(tc.arg)
