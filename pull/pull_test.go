@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -146,5 +147,46 @@ func TestFetch(t *testing.T) {
 	}
 	if r.Have(0) || r.Have(2) || !r.Have(1) {
 		t.Errorf("after DropCorrupt: have %v %v %v", r.Have(0), r.Have(1), r.Have(2))
+	}
+}
+
+// TestFetchSpoiled: a blob with a flipped byte, or one byte too many (with or without a
+// Content-Length saying so), fails its layer's download with one line naming the layer, and
+// never enters the blob directory.
+func TestFetchSpoiled(t *testing.T) {
+	dir := t.TempDir()
+	a := imagetest.GzipBlob(imagetest.Layer(imagetest.Reg("a", "alpha")))
+	if _, err := imagetest.WriteLayout(dir, "x", a); err != nil {
+		t.Fatal(err)
+	}
+	reg := registrytest.New(t, "", "")
+	ref := reg.Push(t, dir, "x", "x:1")
+	for _, tc := range []struct {
+		how  registrytest.Spoiling
+		want string
+	}{
+		{registrytest.FlipByte, "digest mismatch"},
+		// go-containerregistry's own check sees the extra byte first: the digest of 101 bytes.
+		{registrytest.ExtraByte, "digest mismatch"},
+		{registrytest.ExtraByteChunked, "digest mismatch"},
+	} {
+		blobs := t.TempDir()
+		r, err := Resolve(context.Background(), ref, Options{BlobDir: blobs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg.SpoilHow(r.Layers[0].Digest.Hex, tc.how)
+		err = r.Fetch(context.Background(), func(int, string) error { return nil }, nil)
+		reg.Spoil("")
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "layer 0") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("spoiling %d: %v, want one line saying %q", tc.how, err, tc.want)
+		}
+		if r.Have(0) {
+			t.Errorf("spoiling %d: the blob is in the blob directory", tc.how)
+		}
+		left, _ := os.ReadDir(filepath.Join(blobs, "sha256"))
+		if len(left) != 0 {
+			t.Errorf("spoiling %d: left %d files", tc.how, len(left))
+		}
 	}
 }

@@ -31,6 +31,7 @@ type Registry struct {
 
 	mu    sync.Mutex
 	spoil string
+	how   Spoiling
 	rate  int64 // blob bytes per second per request, 0 = unbounded
 }
 
@@ -116,7 +117,7 @@ func start(t testing.TB, user, pass string, bearer bool) *Registry {
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
 			reg.BlobGets.Add(1)
 			reg.mu.Lock()
-			spoil, rate := reg.spoil, reg.rate
+			spoil, how, rate := reg.spoil, reg.how, reg.rate
 			reg.mu.Unlock()
 			if rate > 0 {
 				w = &slowWriter{ResponseWriter: w, rate: rate, start: time.Now()}
@@ -125,8 +126,15 @@ func start(t testing.TB, user, pass string, bearer bool) *Registry {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, r)
 				b := rec.Body.Bytes()
-				if len(b) > 0 {
+				switch {
+				case how == FlipByte && len(b) > 0:
 					b[len(b)/2] ^= 0xff
+				case how == ExtraByteChunked:
+					b = append(b, 'x')
+					rec.Header().Del("Content-Length")
+				case how == ExtraByte:
+					b = append(b, 'x')
+					rec.Header().Set("Content-Length", fmt.Sprint(len(b)))
 				}
 				for k, v := range rec.Header() {
 					w.Header()[k] = v
@@ -145,10 +153,22 @@ func start(t testing.TB, user, pass string, bearer bool) *Registry {
 // Host is the registry's host:port.
 func (reg *Registry) Host() string { return strings.TrimPrefix(reg.URL, "http://") }
 
+// Spoiling is how Spoil spoils a blob.
+type Spoiling int
+
+const (
+	FlipByte         Spoiling = iota // one byte in the middle flipped
+	ExtraByte                        // one byte too many, and a Content-Length that says so
+	ExtraByteChunked                 // one byte too many, no Content-Length
+)
+
 // Spoil makes the registry serve the blob of digest hex hx with one byte flipped ("" stops).
-func (reg *Registry) Spoil(hx string) {
+func (reg *Registry) Spoil(hx string) { reg.SpoilHow(hx, FlipByte) }
+
+// SpoilHow makes the registry serve the blob of digest hex hx spoiled as how says.
+func (reg *Registry) SpoilHow(hx string, how Spoiling) {
 	reg.mu.Lock()
-	reg.spoil = hx
+	reg.spoil, reg.how = hx, how
 	reg.mu.Unlock()
 }
 
