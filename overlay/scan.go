@@ -3,16 +3,14 @@ package overlay
 import (
 	"archive/tar"
 	"bufio"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/ocirender/ocirender/index"
+	"github.com/ocirender/ocirender/internal/tarattr"
 )
 
 // Change is one entry of a layer's changeset, as read from its tar stream.
@@ -140,7 +138,7 @@ func changeFromHeader(hdr *tar.Header, offset int64, layer int) (Change, error) 
 		return c, fmt.Errorf("uid/gid %d/%d out of range", hdr.Uid, hdr.Gid)
 	}
 	c.UID, c.GID = uint32(hdr.Uid), uint32(hdr.Gid)
-	c.Mtime = unixNano(hdr.ModTime)
+	c.Mtime = tarattr.UnixNano(hdr.ModTime)
 	if c.Type == index.Char || c.Type == index.Block {
 		if hdr.Devmajor < 0 || hdr.Devminor < 0 || hdr.Devmajor > math.MaxUint32 || hdr.Devminor > math.MaxUint32 {
 			return c, fmt.Errorf("device numbers %d,%d out of range", hdr.Devmajor, hdr.Devminor)
@@ -148,29 +146,16 @@ func changeFromHeader(hdr *tar.Header, offset int64, layer int) (Change, error) 
 		c.Devmajor, c.Devminor = uint32(hdr.Devmajor), uint32(hdr.Devminor)
 	}
 	for k, v := range hdr.PAXRecords {
-		if v == "" {
-			// POSIX pax: a record with an empty value deletes the keyword, so an empty
-			// xattr record sets nothing (umoci and GNU tar read it so too).
-			continue
-		}
-		switch {
-		case strings.HasPrefix(k, "GNU.sparse."):
+		if v != "" && strings.HasPrefix(k, "GNU.sparse.") {
 			return c, fmt.Errorf("%w: GNU sparse file", ErrUnsupported)
-		case strings.HasPrefix(k, "SCHILY.xattr."):
-			c.Xattrs = append(c.Xattrs, index.Xattr{Name: k[len("SCHILY.xattr."):], Value: v})
-		case strings.HasPrefix(k, "LIBARCHIVE.xattr."):
-			name, err := url.QueryUnescape(k[len("LIBARCHIVE.xattr."):])
-			if err != nil {
-				return c, fmt.Errorf("bad xattr name %q: %v", k, err)
-			}
-			val, err := base64.StdEncoding.DecodeString(v)
-			if err != nil {
-				if val, err = base64.RawStdEncoding.DecodeString(v); err != nil {
-					return c, fmt.Errorf("bad xattr value for %q: %v", name, err)
-				}
-			}
-			c.Xattrs = append(c.Xattrs, index.Xattr{Name: name, Value: string(val)})
 		}
+	}
+	xs, err := tarattr.Xattrs(hdr.PAXRecords)
+	if err != nil {
+		return c, err
+	}
+	for _, x := range xs {
+		c.Xattrs = append(c.Xattrs, index.Xattr{Name: x.Name, Value: x.Value})
 	}
 	for _, x := range c.Xattrs {
 		if x.Name == "" || strings.IndexByte(x.Name, 0) >= 0 {
@@ -178,17 +163,4 @@ func changeFromHeader(hdr *tar.Header, offset int64, layer int) (Change, error) 
 		}
 	}
 	return c, nil
-}
-
-// unixNano converts t to nanoseconds, saturating outside the int64 range (years 1678..2262).
-func unixNano(t time.Time) int64 {
-	const maxSec int64 = math.MaxInt64/1_000_000_000 - 1
-	s := t.Unix()
-	switch {
-	case s > maxSec:
-		return maxSec * 1e9
-	case s < -maxSec:
-		return -maxSec * 1e9
-	}
-	return t.UnixNano()
 }

@@ -4,16 +4,15 @@ import (
 	"archive/tar"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"path"
 	"sort"
 	"strings"
-	"time"
+
+	"github.com/ocirender/ocirender/internal/tarattr"
 )
 
 // ScanTar lists the tree a tar stream would extract to, without extracting it: one Entry
@@ -125,7 +124,7 @@ func tarEntry(h *tar.Header) (Entry, error) {
 	if h.Uid < 0 || h.Gid < 0 || h.Uid > math.MaxUint32 || h.Gid > math.MaxUint32 {
 		return Entry{}, fmt.Errorf("uid/gid %d/%d out of range", h.Uid, h.Gid)
 	}
-	e := Entry{Mode: uint32(h.Mode) & 07777, UID: uint32(h.Uid), GID: uint32(h.Gid), MtimeNs: unixNano(h.ModTime)}
+	e := Entry{Mode: uint32(h.Mode) & 07777, UID: uint32(h.Uid), GID: uint32(h.Gid), MtimeNs: tarattr.UnixNano(h.ModTime)}
 	switch h.Typeflag {
 	case tar.TypeDir:
 		e.Type = Dir
@@ -145,47 +144,15 @@ func tarEntry(h *tar.Header) (Entry, error) {
 	default:
 		e.Type = Reg
 	}
-	for k, v := range h.PAXRecords {
-		if v == "" {
-			continue // POSIX pax: an empty value deletes the keyword
-		}
-		var name, value string
-		switch {
-		case strings.HasPrefix(k, "SCHILY.xattr."):
-			name, value = k[len("SCHILY.xattr."):], v
-		case strings.HasPrefix(k, "LIBARCHIVE.xattr."):
-			n, err := url.QueryUnescape(k[len("LIBARCHIVE.xattr."):])
-			if err != nil {
-				return e, fmt.Errorf("bad xattr name %q: %v", k, err)
-			}
-			b, err := base64.StdEncoding.DecodeString(v)
-			if err != nil {
-				if b, err = base64.RawStdEncoding.DecodeString(v); err != nil {
-					return e, fmt.Errorf("bad xattr value for %q: %v", n, err)
-				}
-			}
-			name, value = n, string(b)
-		default:
-			continue
-		}
+	xs, err := tarattr.Xattrs(h.PAXRecords)
+	if err != nil {
+		return e, err
+	}
+	for _, x := range xs {
 		if e.Xattrs == nil {
 			e.Xattrs = map[string]string{}
 		}
-		e.Xattrs[name] = value
+		e.Xattrs[x.Name] = x.Value
 	}
 	return e, nil
-}
-
-// unixNano converts t to nanoseconds, saturating outside the int64 range (years 1678..2262)
-// the way the merge does.
-func unixNano(t time.Time) int64 {
-	const maxSec int64 = math.MaxInt64/1_000_000_000 - 1
-	s := t.Unix()
-	switch {
-	case s > maxSec:
-		return maxSec * 1e9
-	case s < -maxSec:
-		return -maxSec * 1e9
-	}
-	return t.UnixNano()
 }
