@@ -153,18 +153,7 @@ func (b *Builder) Finish() (*Index, error) {
 			}
 		}
 	}
-	for i := range ix.entries {
-		e := &ix.entries[i]
-		in := &ix.inodes[e.ino]
-		if in.typ == Dir {
-			in.nlink += 2
-			if e.parent != NoParent {
-				ix.inodes[ix.entries[e.parent].ino].nlink++
-			}
-			continue
-		}
-		in.nlink++
-	}
+	ix.countLinks()
 	b.xsetID = nil
 	out := *ix
 	b.ix = Index{}

@@ -331,7 +331,7 @@ func (ix *Index) decodeXattrs(setSec, xlenSec, xSec []byte) error {
 	return nil
 }
 
-// countLinks sets every inode's link count, as Builder.Finish does.
+// countLinks sets every inode's link count: Builder.Finish and Unmarshal call it.
 func (ix *Index) countLinks() {
 	for i := range ix.entries {
 		e := &ix.entries[i]

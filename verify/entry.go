@@ -109,3 +109,20 @@ func (e *Entry) summary() string {
 	}
 	return s
 }
+
+// nameLinkGroups sets Inode, in every group of two or more entries (of indexes for entry)
+// that share an inode, to the group's bytewise-first path.
+func nameLinkGroups[K comparable](groups map[K][]int, entry func(i int) *Entry) {
+	for _, g := range groups {
+		if len(g) < 2 {
+			continue
+		}
+		first := entry(g[0]).Path
+		for _, i := range g[1:] {
+			first = min(first, entry(i).Path)
+		}
+		for _, i := range g {
+			entry(i).Inode = first
+		}
+	}
+}

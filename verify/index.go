@@ -78,18 +78,7 @@ func indexEntries(ix *index.Index) ([]Entry, []index.InodeID, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, g := range groups {
-		if len(g) < 2 {
-			continue
-		}
-		first := rows[g[0]].e.Path
-		for _, i := range g[1:] {
-			first = min(first, rows[i].e.Path)
-		}
-		for _, i := range g {
-			rows[i].e.Inode = first
-		}
-	}
+	nameLinkGroups(groups, func(i int) *Entry { return &rows[i].e })
 	sort.Slice(rows, func(i, j int) bool { return rows[i].e.Path < rows[j].e.Path })
 	entries := make([]Entry, len(rows))
 	inodes := make([]index.InodeID, len(rows))

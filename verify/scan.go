@@ -67,20 +67,7 @@ func ScanDir(root string) ([]Entry, error) {
 		return nil, fmt.Errorf("scan %s: %w", root, err)
 	}
 
-	for _, idx := range groups {
-		if len(idx) < 2 {
-			continue
-		}
-		first := entries[idx[0]].Path
-		for _, i := range idx[1:] {
-			if entries[i].Path < first {
-				first = entries[i].Path
-			}
-		}
-		for _, i := range idx {
-			entries[i].Inode = first
-		}
-	}
+	nameLinkGroups(groups, func(i int) *Entry { return &entries[i] })
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
 	return entries, nil
 }

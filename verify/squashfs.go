@@ -69,18 +69,7 @@ func ScanSquashfs(ctx context.Context, sq *squashfs.FS, workers int) ([]Entry, e
 	if err != nil {
 		return nil, fmt.Errorf("verify: squashfs: %w", err)
 	}
-	for _, g := range groups {
-		if len(g) < 2 {
-			continue
-		}
-		first := entries[g[0]].Path
-		for _, i := range g[1:] {
-			first = min(first, entries[i].Path)
-		}
-		for _, i := range g {
-			entries[i].Inode = first
-		}
-	}
+	nameLinkGroups(groups, func(i int) *Entry { return &entries[i] })
 
 	list := make([]*file, 0, len(files))
 	for _, f := range files {

@@ -94,18 +94,7 @@ func ScanTar(ctx context.Context, r io.Reader) ([]Entry, error) {
 			groups[ino] = append(groups[ino], i)
 		}
 	}
-	for _, g := range groups {
-		if len(g) < 2 {
-			continue
-		}
-		first := entries[g[0]].Path
-		for _, i := range g[1:] {
-			first = min(first, entries[i].Path)
-		}
-		for _, i := range g {
-			entries[i].Inode = first
-		}
-	}
+	nameLinkGroups(groups, func(i int) *Entry { return &entries[i] })
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
 	return entries, nil
 }
