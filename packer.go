@@ -319,20 +319,20 @@ func (p *Packer) check(what string, i int) error {
 
 // Fail abandons the conversion with err (a download that failed, say): scans stop (a scan
 // reading a stream stops when the stream ends or fails, or at once if it is an io.Closer),
-// nothing is written, and Close returns err. Once the output is complete, Fail changes
-// nothing.
+// nothing is written, and Close returns err. Once the output is complete, or the
+// conversion has failed already, Fail changes nothing.
 func (p *Packer) Fail(err error) {
 	if err == nil {
 		err = errFailed
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.succeeded {
-		return // too late: the output is complete
+	if p.succeeded || p.a.ctx.Err() != nil {
+		// Too late: the output is complete, or the conversion failed already (then Close
+		// reports that first failure, not what it caused, such as a download it stopped).
+		return
 	}
-	if p.failErr == nil {
-		p.failErr = err
-	}
+	p.failErr = err
 	p.a.cancel(err)
 }
 

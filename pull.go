@@ -95,8 +95,8 @@ func pullOnce(ctx context.Context, r *pull.Remote, spec Spec) (_ *Image, err err
 	defer cancel(nil)
 	stop := context.AfterFunc(p.a.ctx, func() { cancel(context.Cause(p.a.ctx)) })
 	defer stop()
-	if err := r.Fetch(fctx, p.LayerReady, p.LayerArriving); err != nil && p.a.ctx.Err() == nil {
-		p.Fail(err) // else the downloads stopped because the conversion failed: Close says why
+	if err := r.Fetch(fctx, p.LayerReady, p.LayerArriving); err != nil {
+		p.Fail(err)
 	}
 	if err := p.Close(); err != nil {
 		return nil, err
