@@ -35,29 +35,13 @@ func main() {
 
 // report prints err as one line and returns the exit status for it.
 func report(err error, stderr io.Writer) int {
-	if err == nil || errors.Is(err, pflag.ErrHelp) {
-		return 0
-	}
-	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(stderr, "ocimount: interrupted")
-		return 1
-	}
-	fmt.Fprintf(stderr, "ocimount: %s\n", oneLine(err.Error()))
-	var u usageError
-	if errors.As(err, &u) {
-		fmt.Fprintln(stderr, "Run 'ocimount --help' for usage.")
-		return 2
-	}
-	return 1
+	return cli.Report("ocimount", "Run 'ocimount --help' for usage.", err, stderr)
 }
 
-func oneLine(s string) string {
-	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(strings.TrimRight(s, "\n"))
-}
-
-type usageError struct{ error }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+var (
+	usagef  = cli.Usagef
+	oneLine = cli.OneLine
+)
 
 const usageText = `Usage:
   ocimount [flags] IMAGE MOUNTPOINT    mount the merged image read-only
@@ -151,7 +135,7 @@ func (c *command) run(ctx context.Context, args []string) error {
 			fmt.Fprintf(c.stdout, "%s%s", usageText, fs.FlagUsages())
 			return err
 		}
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	if err := f.parseOptions(); err != nil {
 		return err

@@ -21,7 +21,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -41,34 +40,13 @@ func main() {
 
 // report prints err as one line and returns the exit status for it.
 func report(err error, stderr io.Writer) int {
-	if err == nil || errors.Is(err, pflag.ErrHelp) {
-		return 0
-	}
-	code := 1
-	var x exitError // verify and diff: 1 = different, 2 = could not tell
-	if errors.As(err, &x) {
-		code = x.code
-	}
-	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(stderr, "ocirender: interrupted")
-		return code
-	}
-	fmt.Fprintf(stderr, "ocirender: %s\n", oneLine(err.Error()))
-	var u usageError
-	if errors.As(err, &u) {
-		fmt.Fprintln(stderr, "Run 'ocirender help' for usage.")
-		return 2
-	}
-	return code
+	return cli.Report("ocirender", "Run 'ocirender help' for usage.", err, stderr)
 }
 
-func oneLine(s string) string {
-	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s)
-}
-
-type usageError struct{ error }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+var (
+	usagef  = cli.Usagef
+	oneLine = cli.OneLine
+)
 
 // runFunc runs a verb with its positional arguments.
 type runFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) error
@@ -104,7 +82,7 @@ func usage(w io.Writer) {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		usage(stderr)
-		return usageError{errors.New("no verb given")}
+		return cli.UsageError{Err: errors.New("no verb given")}
 	}
 	name := args[0]
 	switch name {
@@ -129,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				fmt.Fprintf(stdout, "Usage: ocirender %s %s\n\n%s\n\nFlags:\n%s", v.name, v.args, v.short, fs.FlagUsages())
 				return err
 			}
-			return usageError{fmt.Errorf("%s: %w", v.name, err)}
+			return cli.UsageError{Err: fmt.Errorf("%s: %w", v.name, err)}
 		}
 		return runVerb(ctx, fs.Args(), stdout, stderr)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ocirender/ocirender/internal/cli"
 	"github.com/ocirender/ocirender/verify"
 )
 
@@ -27,10 +28,11 @@ type exitError struct {
 }
 
 func (e exitError) Unwrap() error { return e.error }
+func (e exitError) ExitCode() int { return e.code }
 
 // couldNotTell marks err as exit status 2 (usage errors already are).
 func couldNotTell(err error) error {
-	var u usageError
+	var u cli.UsageError
 	if err == nil || errors.As(err, &u) {
 		return err
 	}

@@ -1,6 +1,7 @@
 // Package cli holds what the ocirender and ocimount commands share: the garbage collector
 // setting, the progress line and the pull bars on a terminal, the choice of the index cache
-// directory, telling a registry reference from a local path, and the CPU profile hook.
+// directory, telling a registry reference from a local path, the CPU profile hook, and how
+// an error ends a command (one line, exit status).
 package cli
 
 import (
