@@ -28,14 +28,14 @@ func FuzzOpen(f *testing.F) {
 		r.xids = [][3]uint64{{start, 2, 40}}
 	}))
 	small := []node{
-		dirN("d").with(func(n *node) { n.xattrs = []index.Xattr{{Name: "user.a", Value: strings.Repeat("v", 20)}} }),
-		regN("d/f", "hello").with(func(n *node) { n.xattrs = []index.Xattr{{Name: "user.b", Value: strings.Repeat("v", 20)}} }),
-		{path: "d/big", typ: index.Reg, mode: 0o644, body: bytes.Repeat([]byte("0123456789"), 1000)},
-		{path: "d/zeros", typ: index.Reg, mode: 0o644, zeros: 9000},
+		dirN("d").With(func(n *node) { n.Xattrs = []index.Xattr{{Name: "user.a", Value: strings.Repeat("v", 20)}} }),
+		regN("d/f", "hello").With(func(n *node) { n.Xattrs = []index.Xattr{{Name: "user.b", Value: strings.Repeat("v", 20)}} }),
+		{Path: "d/big", Type: index.Reg, Mode: 0o644, Body: bytes.Repeat([]byte("0123456789"), 1000)},
+		{Path: "d/zeros", Type: index.Reg, Mode: 0o644, Zeros: 9000},
 		hardN("d/g", "d/f"),
 		symN("s", "d/f"),
-		{path: "c", typ: index.Char, mode: 0o600, major: 1, minor: 3},
-		{path: "p", typ: index.Fifo, mode: 0o600},
+		{Path: "c", Type: index.Char, Mode: 0o600, Major: 1, Minor: 3},
+		{Path: "p", Type: index.Fifo, Mode: 0o600},
 	}
 	ix, layers := build(f, small...)
 	for _, comp := range []string{sqfswriter.Gzip, sqfswriter.Zstd, sqfswriter.XZ, sqfswriter.LZ4} {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -18,90 +17,25 @@ import (
 
 	sqfswriter "github.com/ocirender/ocirender/export/squashfs"
 	"github.com/ocirender/ocirender/index"
+	"github.com/ocirender/ocirender/internal/treetest"
 	"github.com/ocirender/ocirender/squashfs"
 	"github.com/ocirender/ocirender/verify"
 )
 
-// node is one entry of a tree built in code; parents come before their children.
-type node struct {
-	path     string
-	typ      index.Type
-	mode     uint32
-	uid, gid uint32
-	mtime    int64 // ns; 0 = epoch
-	body     []byte
-	zeros    int64 // a regular file of this many zeros
-	link     string
-	major    uint32
-	minor    uint32
-	xattrs   []index.Xattr
-	hardlink string // another name of this earlier path
-}
+// The trees of these tests are built by internal/treetest.
+type node = treetest.Node
 
-const epoch = 1700000000_123456789
+var (
+	dirN  = treetest.Dir
+	regN  = treetest.Reg
+	symN  = treetest.Sym
+	hardN = treetest.Hard
+	build = treetest.Build
+	// expect is what a reader of our image of ix must show.
+	expect = treetest.SquashfsWant
+)
 
-func dirN(p string) node         { return node{path: p, typ: index.Dir, mode: 0o755} }
-func regN(p, body string) node   { return node{path: p, typ: index.Reg, mode: 0o644, body: []byte(body)} }
-func symN(p, target string) node { return node{path: p, typ: index.Symlink, mode: 0o777, link: target} }
-func hardN(p, target string) node {
-	return node{path: p, hardlink: target}
-}
-func (n node) with(f func(*node)) node { f(&n); return n }
-
-// zeroLayer reads as zeros everywhere.
-type zeroLayer struct{}
-
-func (zeroLayer) ReadAt(p []byte, off int64) (int, error) {
-	clear(p)
-	return len(p), nil
-}
-
-// build makes an index of nodes (the root is implicit unless given as "") and its layers:
-// layer 0 holds the bodies, layer 1 is endless zeros.
-func build(t testing.TB, nodes ...node) (*index.Index, []io.ReaderAt) {
-	t.Helper()
-	b := index.NewBuilder(len(nodes) + 1)
-	var content bytes.Buffer
-	ids := map[string]index.ID{}
-	inos := map[string]index.InodeID{}
-	if len(nodes) == 0 || nodes[0].path != "" {
-		nodes = append([]node{dirN("")}, nodes...)
-	}
-	for _, n := range nodes {
-		var ino index.InodeID
-		if n.hardlink != "" {
-			ino = inos[n.hardlink]
-		} else {
-			in := index.Inode{Type: n.typ, Mode: n.mode, UID: n.uid, GID: n.gid, Mtime: n.mtime,
-				Link: n.link, Devmajor: n.major, Devminor: n.minor, Xattrs: n.xattrs, Layer: index.NoLayer}
-			if in.Mtime == 0 {
-				in.Mtime = epoch
-			}
-			switch {
-			case n.typ == index.Reg && n.zeros > 0:
-				in.Layer, in.Size = 1, n.zeros
-			case n.typ == index.Reg:
-				in.Layer, in.Offset, in.Size = 0, int64(content.Len()), int64(len(n.body))
-				content.Write(n.body)
-			case n.typ == index.Symlink:
-				in.Size = int64(len(n.link))
-			}
-			ino = b.AddInode(in)
-		}
-		inos[n.path] = ino
-		if n.path == "" {
-			ids[""] = b.AddEntry(index.NoParent, "", ino)
-			continue
-		}
-		dir, name := path.Split(n.path)
-		ids[n.path] = b.AddEntry(ids[strings.TrimSuffix(dir, "/")], name, ino)
-	}
-	ix, err := b.Finish()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ix, []io.ReaderAt{bytes.NewReader(content.Bytes()), zeroLayer{}}
-}
+const epoch = treetest.Epoch
 
 // writeImage writes ix with our writer and returns the image's bytes.
 func writeImage(t testing.TB, ix *index.Index, layers []io.ReaderAt, opts sqfswriter.Options) []byte {
@@ -120,16 +54,6 @@ func writeImage(t testing.TB, ix *index.Index, layers []io.ReaderAt, opts sqfswr
 		t.Fatal(err)
 	}
 	return b
-}
-
-// expect is what a reader of our image of ix must show.
-func expect(t testing.TB, ix *index.Index, layers []io.ReaderAt) []verify.Entry {
-	t.Helper()
-	want, err := verify.FromIndex(context.Background(), ix, verify.IndexOptions{Layers: layers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return verify.Squashed(want)
 }
 
 var types = map[squashfs.Type]verify.Type{squashfs.Dir: verify.Dir, squashfs.Reg: verify.Reg,
@@ -267,46 +191,46 @@ func everyType(bs int) []node {
 	shared := strings.Repeat("shared value ", 5) // long enough to be stored out of line once seen
 	text := strings.Repeat("squashfs lorem ipsum ", 20000)
 	return []node{
-		dirN("dir").with(func(n *node) { n.mode = 0o1777; n.xattrs = []index.Xattr{{Name: "user.dir", Value: shared}} }),
+		dirN("dir").With(func(n *node) { n.Mode = 0o1777; n.Xattrs = []index.Xattr{{Name: "user.dir", Value: shared}} }),
 		dirN("dir/empty"),
 		regN("dir/empty-file", ""),
-		regN("dir/small", "hello\n").with(func(n *node) { n.mtime = 1700000000_999999999 }),
-		{path: "dir/bs-1", typ: index.Reg, mode: 0o600, body: randomBytes(1, bs-1)},
-		{path: "dir/bs", typ: index.Reg, mode: 0o600, body: randomBytes(2, bs)},
-		{path: "dir/bs+1", typ: index.Reg, mode: 0o600, body: randomBytes(3, bs+1)},
-		{path: "dir/text", typ: index.Reg, mode: 0o644, body: []byte(text)},
-		{path: "dir/text-copy", typ: index.Reg, mode: 0o644, body: []byte(text)},
-		{path: "dir/holes", typ: index.Reg, mode: 0o644, body: append(append(randomBytes(4, 100), make([]byte, 3*bs)...), "end"...)},
-		{path: "dir/zeros", typ: index.Reg, mode: 0o644, zeros: 5*int64(bs) + 7},
-		regN("dir/setuid", "#!/bin/true\n").with(func(n *node) {
-			n.mode = 0o4755
-			n.xattrs = []index.Xattr{{Name: "security.capability", Value: capability}}
+		regN("dir/small", "hello\n").With(func(n *node) { n.Mtime = 1700000000_999999999 }),
+		{Path: "dir/bs-1", Type: index.Reg, Mode: 0o600, Body: randomBytes(1, bs-1)},
+		{Path: "dir/bs", Type: index.Reg, Mode: 0o600, Body: randomBytes(2, bs)},
+		{Path: "dir/bs+1", Type: index.Reg, Mode: 0o600, Body: randomBytes(3, bs+1)},
+		{Path: "dir/text", Type: index.Reg, Mode: 0o644, Body: []byte(text)},
+		{Path: "dir/text-copy", Type: index.Reg, Mode: 0o644, Body: []byte(text)},
+		{Path: "dir/holes", Type: index.Reg, Mode: 0o644, Body: append(append(randomBytes(4, 100), make([]byte, 3*bs)...), "end"...)},
+		{Path: "dir/zeros", Type: index.Reg, Mode: 0o644, Zeros: 5*int64(bs) + 7},
+		regN("dir/setuid", "#!/bin/true\n").With(func(n *node) {
+			n.Mode = 0o4755
+			n.Xattrs = []index.Xattr{{Name: "security.capability", Value: capability}}
 		}),
-		regN("dir/setgid", "#!/bin/false\n").with(func(n *node) {
-			n.mode = 0o2755
-			n.xattrs = []index.Xattr{{Name: "security.capability", Value: capability},
+		regN("dir/setgid", "#!/bin/false\n").With(func(n *node) {
+			n.Mode = 0o2755
+			n.Xattrs = []index.Xattr{{Name: "security.capability", Value: capability},
 				{Name: "trusted.overlay", Value: shared}, {Name: "user.x", Value: shared}, {Name: "user.empty", Value: ""}}
 		}),
 		hardN("dir/setuid-link", "dir/setuid"),
 		hardN("hard-at-root", "dir/setuid"),
-		regN("owned", "big ids").with(func(n *node) { n.uid, n.gid = 70000, 4294967294 }),
+		regN("owned", "big ids").With(func(n *node) { n.UID, n.GID = 70000, 4294967294 }),
 		symN("link", "dir/small"),
 		symN("long-link", strings.Repeat("a/", 2047)+"z"),
-		symN("xlink", "nowhere").with(func(n *node) { n.xattrs = []index.Xattr{{Name: "trusted.t", Value: "v"}} }),
+		symN("xlink", "nowhere").With(func(n *node) { n.Xattrs = []index.Xattr{{Name: "trusted.t", Value: "v"}} }),
 		hardN("link2", "link"),
-		{path: "dev-null", typ: index.Char, mode: 0o666, major: 1, minor: 3},
-		{path: "dev-null-x", typ: index.Char, mode: 0o666, major: 1, minor: 3, xattrs: []index.Xattr{{Name: "user.c", Value: "1"}}},
-		{path: "fifo-x", typ: index.Fifo, mode: 0o644, xattrs: []index.Xattr{{Name: "user.f", Value: "1"}}},
-		{path: "socket-basic", typ: index.Socket, mode: 0o755},
-		{path: "blk-basic", typ: index.Block, mode: 0o660, major: 7, minor: 1},
-		{path: "dev-big", typ: index.Char, mode: 0o600, major: 4095, minor: 0xfffff},
-		{path: "dev-blk", typ: index.Block, mode: 0o660, major: 8, minor: 0x12345, uid: 6, gid: 6,
-			xattrs: []index.Xattr{{Name: "user.b", Value: "1"}}},
-		{path: "fifo", typ: index.Fifo, mode: 0o644},
+		{Path: "dev-null", Type: index.Char, Mode: 0o666, Major: 1, Minor: 3},
+		{Path: "dev-null-x", Type: index.Char, Mode: 0o666, Major: 1, Minor: 3, Xattrs: []index.Xattr{{Name: "user.c", Value: "1"}}},
+		{Path: "fifo-x", Type: index.Fifo, Mode: 0o644, Xattrs: []index.Xattr{{Name: "user.f", Value: "1"}}},
+		{Path: "socket-basic", Type: index.Socket, Mode: 0o755},
+		{Path: "blk-basic", Type: index.Block, Mode: 0o660, Major: 7, Minor: 1},
+		{Path: "dev-big", Type: index.Char, Mode: 0o600, Major: 4095, Minor: 0xfffff},
+		{Path: "dev-blk", Type: index.Block, Mode: 0o660, Major: 8, Minor: 0x12345, UID: 6, GID: 6,
+			Xattrs: []index.Xattr{{Name: "user.b", Value: "1"}}},
+		{Path: "fifo", Type: index.Fifo, Mode: 0o644},
 		hardN("fifo2", "fifo"),
-		{path: "socket", typ: index.Socket, mode: 0o755, xattrs: []index.Xattr{{Name: "trusted.s", Value: shared}}},
-		{path: "old", typ: index.Reg, mode: 0o644, body: []byte("1969"), mtime: -1},
-		{path: "odd\nname\xff", typ: index.Reg, mode: 0o644, body: []byte("odd")},
+		{Path: "socket", Type: index.Socket, Mode: 0o755, Xattrs: []index.Xattr{{Name: "trusted.s", Value: shared}}},
+		{Path: "old", Type: index.Reg, Mode: 0o644, Body: []byte("1969"), Mtime: -1},
+		{Path: "odd\nname\xff", Type: index.Reg, Mode: 0o644, Body: []byte("odd")},
 		dirN(strings.Repeat("n", 255)),
 		regN(strings.Repeat("n", 255)+"/"+strings.Repeat("m", 255), "long names"),
 	}

@@ -192,42 +192,42 @@ func everyType(bs int) []node {
 	shared := strings.Repeat("shared value ", 5)
 	text := strings.Repeat("squashfs lorem ipsum ", 20000)
 	return []node{
-		dirN("dir").with(func(n *node) { n.mode = 0o1777; n.xattrs = []index.Xattr{{Name: "user.dir", Value: shared}} }),
+		dirN("dir").With(func(n *node) { n.Mode = 0o1777; n.Xattrs = []index.Xattr{{Name: "user.dir", Value: shared}} }),
 		dirN("dir/empty"),
 		regN("dir/empty-file", ""),
-		regN("dir/small", "hello\n").with(func(n *node) { n.mtime = 1700000000_999999999 }),
-		{path: "dir/bs-1", typ: index.Reg, mode: 0o600, body: randomBytes(1, bs-1)},
-		{path: "dir/bs", typ: index.Reg, mode: 0o600, body: randomBytes(2, bs)},
-		{path: "dir/bs+1", typ: index.Reg, mode: 0o600, body: randomBytes(3, bs+1)},
-		{path: "dir/text", typ: index.Reg, mode: 0o644, body: []byte(text)},
-		{path: "dir/text-copy", typ: index.Reg, mode: 0o644, body: []byte(text)},
-		{path: "dir/tail-copy", typ: index.Reg, mode: 0o644, body: []byte(text[len(text)%bs:])},
-		{path: "dir/holes", typ: index.Reg, mode: 0o644, body: append(make([]byte, 3*bs), "end"...)},
-		regN("dir/setuid", "#!/bin/true\n").with(func(n *node) {
-			n.mode = 0o4755
-			n.xattrs = []index.Xattr{{Name: "security.capability", Value: capability}}
+		regN("dir/small", "hello\n").With(func(n *node) { n.Mtime = 1700000000_999999999 }),
+		{Path: "dir/bs-1", Type: index.Reg, Mode: 0o600, Body: randomBytes(1, bs-1)},
+		{Path: "dir/bs", Type: index.Reg, Mode: 0o600, Body: randomBytes(2, bs)},
+		{Path: "dir/bs+1", Type: index.Reg, Mode: 0o600, Body: randomBytes(3, bs+1)},
+		{Path: "dir/text", Type: index.Reg, Mode: 0o644, Body: []byte(text)},
+		{Path: "dir/text-copy", Type: index.Reg, Mode: 0o644, Body: []byte(text)},
+		{Path: "dir/tail-copy", Type: index.Reg, Mode: 0o644, Body: []byte(text[len(text)%bs:])},
+		{Path: "dir/holes", Type: index.Reg, Mode: 0o644, Body: append(make([]byte, 3*bs), "end"...)},
+		regN("dir/setuid", "#!/bin/true\n").With(func(n *node) {
+			n.Mode = 0o4755
+			n.Xattrs = []index.Xattr{{Name: "security.capability", Value: capability}}
 		}),
-		regN("dir/setuid2", "#!/bin/false\n").with(func(n *node) {
-			n.mode = 0o2755
-			n.xattrs = []index.Xattr{{Name: "security.capability", Value: capability},
+		regN("dir/setuid2", "#!/bin/false\n").With(func(n *node) {
+			n.Mode = 0o2755
+			n.Xattrs = []index.Xattr{{Name: "security.capability", Value: capability},
 				{Name: "trusted.overlay", Value: shared}, {Name: "user.x", Value: shared}}
 		}),
-		regN("dir/acl", "x").with(func(n *node) {
-			n.xattrs = []index.Xattr{{Name: "system.posix_acl_access", Value: "\x02\x00\x00\x00"}, {Name: "user.ok", Value: "1"}}
+		regN("dir/acl", "x").With(func(n *node) {
+			n.Xattrs = []index.Xattr{{Name: "system.posix_acl_access", Value: "\x02\x00\x00\x00"}, {Name: "user.ok", Value: "1"}}
 		}),
 		hardN("dir/setuid-link", "dir/setuid"),
 		hardN("hard-at-root", "dir/setuid"),
-		regN("owned", "big ids").with(func(n *node) { n.uid, n.gid = 70000, 4294967294 }),
+		regN("owned", "big ids").With(func(n *node) { n.UID, n.GID = 70000, 4294967294 }),
 		symN("link", "dir/small"),
 		symN("long-link", strings.Repeat("a/", 2047)+"z"),
-		symN("xlink", "nowhere").with(func(n *node) { n.xattrs = []index.Xattr{{Name: "trusted.t", Value: "v"}} }),
+		symN("xlink", "nowhere").With(func(n *node) { n.Xattrs = []index.Xattr{{Name: "trusted.t", Value: "v"}} }),
 		hardN("link2", "link"),
-		{path: "dev-null", typ: index.Char, mode: 0o666, major: 1, minor: 3},
-		{path: "dev-big", typ: index.Char, mode: 0o600, major: 4095, minor: 0xfffff},
-		{path: "dev-blk", typ: index.Block, mode: 0o660, major: 8, minor: 0x12345, uid: 6, gid: 6},
-		{path: "fifo", typ: index.Fifo, mode: 0o644},
+		{Path: "dev-null", Type: index.Char, Mode: 0o666, Major: 1, Minor: 3},
+		{Path: "dev-big", Type: index.Char, Mode: 0o600, Major: 4095, Minor: 0xfffff},
+		{Path: "dev-blk", Type: index.Block, Mode: 0o660, Major: 8, Minor: 0x12345, UID: 6, GID: 6},
+		{Path: "fifo", Type: index.Fifo, Mode: 0o644},
 		hardN("fifo2", "fifo"),
-		{path: "socket", typ: index.Socket, mode: 0o755, xattrs: []index.Xattr{{Name: "trusted.s", Value: shared}}},
+		{Path: "socket", Type: index.Socket, Mode: 0o755, Xattrs: []index.Xattr{{Name: "trusted.s", Value: shared}}},
 		dirN(strings.Repeat("n", 255)),
 		regN(strings.Repeat("n", 255)+"/"+strings.Repeat("m", 255), "long names"),
 	}
@@ -309,8 +309,8 @@ func TestHugeSparseFiles(t *testing.T) {
 		t.Skip("skipped in -short mode: reads 5 GiB")
 	}
 	ix, layers := build(t,
-		node{path: "zeros-1g", typ: index.Reg, mode: 0o644, zeros: 1 << 30},
-		node{path: "over-4g", typ: index.Reg, mode: 0o644, zeros: 4<<30 + 12345},
+		node{Path: "zeros-1g", Type: index.Reg, Mode: 0o644, Zeros: 1 << 30},
+		node{Path: "over-4g", Type: index.Reg, Mode: 0o644, Zeros: 4<<30 + 12345},
 	)
 	img := writeImage(t, ix, layers, squashfs.Options{})
 	if fi, err := os.Stat(img); err != nil || fi.Size() > 1<<20 {
@@ -325,10 +325,10 @@ func TestDedup(t *testing.T) {
 	const bs = squashfs.DefaultBlockSize
 	random := randomBytes(7, 8*bs+100)
 	ix, layers := build(t,
-		node{path: "a", typ: index.Reg, mode: 0o644, body: random},
-		node{path: "b", typ: index.Reg, mode: 0o644, body: random},
-		node{path: "c", typ: index.Reg, mode: 0o644, body: random[:bs+100]}, // same size as no other
-		node{path: "d", typ: index.Reg, mode: 0o644, body: random[8*bs:]},   // a's tail
+		node{Path: "a", Type: index.Reg, Mode: 0o644, Body: random},
+		node{Path: "b", Type: index.Reg, Mode: 0o644, Body: random},
+		node{Path: "c", Type: index.Reg, Mode: 0o644, Body: random[:bs+100]}, // same size as no other
+		node{Path: "d", Type: index.Reg, Mode: 0o644, Body: random[8*bs:]},   // a's tail
 	)
 	img := writeImage(t, ix, layers, squashfs.Options{})
 	fi, err := os.Stat(img)
@@ -346,7 +346,7 @@ func TestDedup(t *testing.T) {
 // compressor: random data costs its own size, plus one 4 KiB block of metadata and padding.
 func TestIncompressible(t *testing.T) {
 	const size = 16 * squashfs.DefaultBlockSize
-	ix, layers := build(t, node{path: "random", typ: index.Reg, mode: 0o644, body: randomBytes(9, size)})
+	ix, layers := build(t, node{Path: "random", Type: index.Reg, Mode: 0o644, Body: randomBytes(9, size)})
 	for _, c := range codecs {
 		img := writeImage(t, ix, layers, squashfs.Options{Compression: c.comp, Level: c.level})
 		if fi, err := os.Stat(img); err != nil || fi.Size() > size+4096 {
@@ -358,8 +358,8 @@ func TestIncompressible(t *testing.T) {
 func TestReproducible(t *testing.T) {
 	nodes := everyType(4096)
 	for i := range 300 {
-		nodes = append(nodes, node{path: fmt.Sprintf("f%d", i), typ: index.Reg, mode: 0o644,
-			body: bytes.Repeat([]byte{byte(i)}, i*97)})
+		nodes = append(nodes, node{Path: fmt.Sprintf("f%d", i), Type: index.Reg, Mode: 0o644,
+			Body: bytes.Repeat([]byte{byte(i)}, i*97)})
 	}
 	ix, layers := build(t, nodes...)
 	var first []byte
@@ -380,7 +380,7 @@ func TestReproducible(t *testing.T) {
 func TestTooManyIDs(t *testing.T) {
 	var nodes []node
 	for i := range 65536 / 2 {
-		nodes = append(nodes, regN(fmt.Sprint(i), "").with(func(n *node) { n.uid, n.gid = uint32(2*i+1), uint32(2*i+2) }))
+		nodes = append(nodes, regN(fmt.Sprint(i), "").With(func(n *node) { n.UID, n.GID = uint32(2*i+1), uint32(2*i+2) }))
 	}
 	ix, layers := build(t, nodes...)
 	err := squashfs.Write(context.Background(), discard{}, ix, layers, squashfs.Options{})
