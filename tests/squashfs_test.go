@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocirender/ocirender/internal/treetest"
 	"github.com/ocirender/ocirender/verify"
 )
 
@@ -179,21 +180,7 @@ func mountSquashfuse(t *testing.T, img string) string {
 // gets wrong with every image (mksquashfs's too): it shows trusted.* xattrs as security.*
 // and back, and gives every name of a hard link its own inode.
 func squashfuseDiffs(want, got []verify.Entry) []verify.Difference {
-	for i := range got {
-		if got[i].Xattrs == nil {
-			continue
-		}
-		x := map[string]string{}
-		for k, v := range got[i].Xattrs {
-			if rest, ok := strings.CutPrefix(k, "trusted."); ok {
-				k = "security." + rest
-			} else if rest, ok := strings.CutPrefix(k, "security."); ok {
-				k = "trusted." + rest
-			}
-			x[k] = v
-		}
-		got[i].Xattrs = x
-	}
+	treetest.UndoSquashfuseXattrSwap(got)
 	var diffs []verify.Difference
 	for _, d := range verify.Compare(want, got, verify.Options{}) {
 		if d.Field != "hardlink" {

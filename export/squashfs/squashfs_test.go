@@ -15,6 +15,7 @@ import (
 	"github.com/ocirender/ocirender/export"
 	"github.com/ocirender/ocirender/export/squashfs"
 	"github.com/ocirender/ocirender/index"
+	"github.com/ocirender/ocirender/internal/treetest"
 	"github.com/ocirender/ocirender/verify"
 )
 
@@ -152,21 +153,7 @@ func judgeSquashfuse(t *testing.T, img string, want []verify.Entry) {
 	// mksquashfs's images), and gives every name of a hard link its own inode number: undo
 	// the first, leave hard-link grouping to the kernel and unsquashfs judges.
 	got := scan(t, dir)
-	for i := range got {
-		if got[i].Xattrs == nil {
-			continue
-		}
-		x := map[string]string{}
-		for k, v := range got[i].Xattrs {
-			if rest, ok := strings.CutPrefix(k, "trusted."); ok {
-				k = "security." + rest
-			} else if rest, ok := strings.CutPrefix(k, "security."); ok {
-				k = "trusted." + rest
-			}
-			x[k] = v
-		}
-		got[i].Xattrs = x
-	}
+	treetest.UndoSquashfuseXattrSwap(got)
 	compare(t, "squashfuse", want, got, func(d verify.Difference) bool { return d.Field == "hardlink" })
 }
 
