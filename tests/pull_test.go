@@ -176,9 +176,9 @@ func TestPullDebian(t *testing.T) {
 	}
 }
 
-// TestMountRegistryRef mounts the sample image straight from the registry, twice: the first
-// mount downloads and scans, the second finds blobs and index in the cache. Both trees equal
-// `umoci unpack`.
+// TestMountRegistryRef mounts the sample image straight from the registry: the first mount
+// downloads and scans, later ones find blobs and index in the cache, and --daemon mounts it
+// too, written as a name or as docker://. Every tree equals `umoci unpack`.
 func TestMountRegistryRef(t *testing.T) {
 	requireFUSE(t)
 	requireTools(t, "umoci")
@@ -199,6 +199,13 @@ func TestMountRegistryRef(t *testing.T) {
 		if gets := reg.BlobGets.Load() - before; round == 2 && gets != 1 {
 			t.Errorf("round %d: %d blob downloads, want only the config's: the layers are cached", round, gets)
 		}
+	}
+	// --daemon: the background process (which runs in /) pulls the reference, not a path.
+	for _, name := range []string{ref, "docker://" + ref} {
+		mnt := t.TempDir()
+		mustRun(t, ctx, ocimountBin(t), "--daemon", "--no-cache", name, mnt)
+		reportDiffs(t, "ocimount --daemon "+name, verify.Compare(want, scan(t, mnt), verify.Options{}))
+		mustRun(t, ctx, ocimountBin(t), "-u", mnt)
 	}
 }
 

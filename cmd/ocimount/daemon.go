@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/ocirender/ocirender/internal/cli"
 )
 
 // readyEnv names the environment variable that tells a background ocimount which file
@@ -80,7 +82,8 @@ func (c *command) startDaemon(ctx context.Context, f *flags, image, mnt string) 
 }
 
 // daemonArgs is the command line of the background process: the same flags, paths made
-// absolute (it runs in /), no --daemon (readyEnv says it is the background process).
+// absolute (it runs in /), a registry reference as docker://REF, no --daemon (readyEnv says
+// it is the background process).
 func daemonArgs(f *flags, image, mnt string) ([]string, error) {
 	var args []string
 	if f.ref != "" {
@@ -102,15 +105,28 @@ func daemonArgs(f *flags, image, mnt string) ([]string, error) {
 	if f.allowOther {
 		args = append(args, "-o", "allow_other")
 	}
+	if f.insecure {
+		args = append(args, "--insecure")
+	}
+	if f.jobs != 0 {
+		args = append(args, "--jobs", strconv.Itoa(f.jobs))
+	}
 	args = append(args, "-q", "--")
-	for _, p := range []string{image, mnt} {
-		abs, err := filepath.Abs(p)
+	if ref, _, isRef := cli.PullTarget(image); isRef {
+		// A registry reference stays one, whatever files the background process finds in /.
+		args = append(args, "docker://"+ref)
+	} else {
+		abs, err := filepath.Abs(image)
 		if err != nil {
 			return nil, err
 		}
 		args = append(args, abs)
 	}
-	return args, nil
+	abs, err := filepath.Abs(mnt)
+	if err != nil {
+		return nil, err
+	}
+	return append(args, abs), nil
 }
 
 // serveDaemon is the background process: it mounts and serves like the foreground command

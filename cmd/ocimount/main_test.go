@@ -139,6 +139,8 @@ func TestParseMountinfo(t *testing.T) {
 }
 
 func TestDaemonArgs(t *testing.T) {
+	t.Chdir(t.TempDir())
+	os.Mkdir("img", 0o755) // a local image: its path is made absolute
 	f := &flags{ref: "r", platform: "linux/amd64", cacheDir: "c", noCache: true, allowOther: true}
 	args, err := daemonArgs(f, "img", "/mnt")
 	if err != nil {
@@ -147,6 +149,15 @@ func TestDaemonArgs(t *testing.T) {
 	wd, _ := os.Getwd()
 	want := []string{"--ref", "r", "--platform", "linux/amd64", "--cache-dir", filepath.Join(wd, "c"), "--no-cache",
 		"-o", "allow_other", "-q", "--", filepath.Join(wd, "img"), "/mnt"}
+	if strings.Join(args, " ") != strings.Join(want, " ") {
+		t.Errorf("daemonArgs = %q, want %q", args, want)
+	}
+	// A registry reference stays one, with the flags that reach the registry.
+	f = &flags{insecure: true, jobs: 2}
+	if args, err = daemonArgs(f, "registry.example:5000/app:v1", "m"); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"--insecure", "--jobs", "2", "-q", "--", "docker://registry.example:5000/app:v1", filepath.Join(wd, "m")}
 	if strings.Join(args, " ") != strings.Join(want, " ") {
 		t.Errorf("daemonArgs = %q, want %q", args, want)
 	}
