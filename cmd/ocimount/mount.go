@@ -129,6 +129,7 @@ func (c *command) pull(ctx context.Context, f *flags, ref string, opts ocirender
 	}
 	bars := cli.NewBars(c.stderr, f.quiet, names)
 	r.Progress, opts.Events = bars.Watch()
+	opts.Notice = func(msg string) { bars.Println("ocimount: notice: " + oneLine(msg)) }
 	opts.Progress = nil
 	img, err := ocirender.PullRemote(ctx, r, ocirender.Spec{Open: opts})
 	bars.Done()

@@ -72,7 +72,15 @@ func (f *pullFlags) run(ctx context.Context, args []string, stdout, stderr io.Wr
 			return err
 		}
 	}
-	warn := func(msg string) { fmt.Fprintf(stderr, "ocirender: notice: %s\n", oneLine(msg)) }
+	var bars *cli.Bars // drawn once the layers are known; notices go above them
+	warn := func(msg string) {
+		line := "ocirender: notice: " + oneLine(msg)
+		if bars != nil {
+			bars.Println(line)
+			return
+		}
+		fmt.Fprintln(stderr, line)
+	}
 	spec.Open = ocirender.Options{Platform: f.platform, TempDir: f.tmp, Notice: warn}
 	spec.Dir.Notice, spec.Squashfs.Notice = warn, warn
 	spec.Open.CacheDir = cli.CacheDir(f.cacheDir, f.noCache, warn)
@@ -88,7 +96,7 @@ func (f *pullFlags) run(ctx context.Context, args []string, stdout, stderr io.Wr
 	for i, l := range r.Layers {
 		names[i] = l.Digest.Hex[:12]
 	}
-	bars := cli.NewBars(stderr, f.quiet, names)
+	bars = cli.NewBars(stderr, f.quiet, names)
 	defer bars.Done()
 	r.Progress, spec.Open.Events = bars.Watch()
 	if f.format == "oci" {

@@ -65,6 +65,18 @@ func (b *Bars) draw() {
 	io.WriteString(b.p.w, sb.String())
 }
 
+// Println prints a line (a notice) above the bars: the bars are erased first, and drawn again
+// below it on the next update. Without a terminal it just prints the line.
+func (b *Bars) Println(line string) {
+	b.p.mu.Lock()
+	defer b.p.mu.Unlock()
+	if b.lines > 0 {
+		fmt.Fprintf(b.p.w, "\x1b[%dA\r\x1b[J", b.lines)
+		b.lines = 0
+	}
+	fmt.Fprintln(b.p.w, line)
+}
+
 // Done draws the final state of every line.
 func (b *Bars) Done() {
 	if !b.p.on {

@@ -63,3 +63,24 @@ func TestBars(t *testing.T) {
 		t.Errorf("final drawing is not two lines: %q", last)
 	}
 }
+
+// TestBarsPrintln: a notice goes above the bars, which are erased first and drawn again
+// below it, so the notice is not overwritten.
+func TestBarsPrintln(t *testing.T) {
+	var buf bytes.Buffer
+	b := NewBars(&buf, false, []string{"aaaa", "bbbb"})
+	b.Println("plain")
+	if buf.String() != "plain\n" {
+		t.Errorf("without a terminal: %q", buf.String())
+	}
+	buf.Reset()
+	b.p.on = true
+	b.Done() // two lines drawn
+	b.Println("notice")
+	b.Done()
+	out := buf.String()
+	i := strings.Index(out, "\x1b[2A\r\x1b[Jnotice\n")
+	if i < 0 || strings.Contains(out[i:], "\x1b[3A") || !strings.Contains(out[i:], "layer 2/2 bbbb") {
+		t.Errorf("notice among the bars: %q", out)
+	}
+}
