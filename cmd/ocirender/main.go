@@ -63,10 +63,12 @@ func init() {
 	verbs = []*verb{exportVerb, pullVerb, catVerb, lsVerb, statVerb, verifyVerb, diffVerb, cacheVerb, versionVerb}
 }
 
-const usageHead = `ocirender turns OCI container images into tar streams and directories, and
-inspects the merged image without extracting it.
+const usageHead = `ocirender turns OCI container images into squashfs images, tar streams and
+directories, from a local layout or straight from a registry, and inspects the merged image
+without extracting it.
 
 IMAGE is an OCI image layout or a 'docker save' directory, or either as a .tar archive.
+REF is a registry reference: registry/repo:tag or registry/repo@sha256:...
 
 Usage:
 `
