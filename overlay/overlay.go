@@ -137,7 +137,9 @@ func (m *Merger) removeBelow(n int32) {
 }
 
 // splitPath cleans a tar name into its components. An empty result is the root. A name that
-// climbs above the root is an error, even if cleaning would hide it.
+// climbs above the root is an error, even if cleaning would hide it. Lengths are not checked
+// here: they apply to the name an entry means (checkLengths), which for a whiteout is not its
+// own.
 func splitPath(name string) ([]string, error) {
 	var parts []string
 	for _, c := range strings.Split(name, "/") {
@@ -149,16 +151,28 @@ func splitPath(name string) ([]string, error) {
 			}
 			parts = parts[:len(parts)-1]
 		default:
-			if len(c) > MaxNameLen {
-				return nil, fmt.Errorf("%w: component of %d bytes", ErrNameTooLong, len(c))
-			}
 			parts = append(parts, c)
 		}
 	}
-	if n := len(strings.Join(parts, "/")); n > MaxPathLen {
-		return nil, fmt.Errorf("%w: path of %d bytes", ErrNameTooLong, n)
-	}
 	return parts, nil
+}
+
+// checkLengths applies the kernel's limits to a cleaned path: NAME_MAX bytes a component,
+// PATH_MAX bytes in all. A whiteout is checked on the path it removes (".wh." + a 255-byte
+// name is a 259-byte header name that every builder writes), an opaque marker on its
+// directory.
+func checkLengths(comps []string) error {
+	n := len(comps) - 1 // the slashes
+	for _, c := range comps {
+		if len(c) > MaxNameLen {
+			return fmt.Errorf("%w: component of %d bytes (at most %d)", ErrNameTooLong, len(c), MaxNameLen)
+		}
+		n += len(c)
+	}
+	if n > MaxPathLen {
+		return fmt.Errorf("%w: path of %d bytes (at most %d)", ErrNameTooLong, n, MaxPathLen)
+	}
+	return nil
 }
 
 // walkDir follows comps from dir, resolving symlinks chroot-style, and returns the directory
@@ -264,9 +278,22 @@ func (m *Merger) whiteout(c *Change) error {
 	if err := checkParents(comps); err != nil {
 		return err
 	}
-	base := comps[len(comps)-1]
+	parent, base := comps[:len(comps)-1], comps[len(comps)-1]
+	target := ""
+	if base != WhiteoutOpaque {
+		target = base[len(WhiteoutPrefix):]
+		if target == "" || target == "." || target == ".." {
+			return fmt.Errorf("%w: %q", ErrBadWhiteout, base)
+		}
+		err = checkLengths(append(parent[:len(parent):len(parent)], target))
+	} else {
+		err = checkLengths(parent)
+	}
+	if err != nil {
+		return err
+	}
 	hops := 0
-	dir, err := m.walkDir(0, comps[:len(comps)-1], false, 0, &hops)
+	dir, err := m.walkDir(0, parent, false, 0, &hops)
 	if errors.Is(err, ErrNotDir) {
 		// The parent is no directory (this layer may just have replaced it by a file, as
 		// umoci writes dir-to-file changes): there is nothing below it to hide.
@@ -275,13 +302,9 @@ func (m *Merger) whiteout(c *Change) error {
 	if err != nil || dir == none {
 		return err // a whiteout under a missing directory hides nothing
 	}
-	if base == WhiteoutOpaque {
+	if target == "" {
 		m.purgeBelow(dir, c.Mtime)
 		return nil
-	}
-	target := base[len(WhiteoutPrefix):]
-	if target == "" || target == "." || target == ".." {
-		return fmt.Errorf("%w: %q", ErrBadWhiteout, base)
 	}
 	if n := m.child(dir, target); n != none {
 		m.purge(n, c.Mtime)
@@ -342,6 +365,9 @@ func (m *Merger) apply(c *Change) error {
 	if isMeta(comps) {
 		return nil
 	}
+	if err := checkLengths(comps); err != nil {
+		return err
+	}
 	if len(comps) == 0 {
 		if c.Hardlink || c.Type != index.Dir {
 			return ErrRootNotDir
@@ -383,6 +409,9 @@ func (m *Merger) setDir(n int32, c *Change) {
 
 func (m *Merger) link(dir int32, base string, old int32, target string) error {
 	comps, err := splitPath(target)
+	if err == nil {
+		err = checkLengths(comps)
+	}
 	if err != nil {
 		return fmt.Errorf("%w %q: %w", ErrLinkTarget, target, err)
 	}

@@ -160,6 +160,35 @@ var ruleTests = []struct {
 	{name: "whiteout of a symlink removes the link not its target",
 		layers: [][]F{{dir("t"), reg("t/x", "1"), sym("s", "t")}, {whiteout("s")}},
 		want:   root + "t dir 0755 0:0\nt/x file 0644 0:0 \"1\""},
+	// Limits apply to the name a whiteout means, not to its own: ".wh." + 255 bytes is a
+	// 259-byte header name that buildah, podman, docker and umoci all write.
+	{name: "whiteout of a 255-byte name",
+		layers: [][]F{{reg(name255, "1"), reg("k", "")}, {whiteout(name255)}},
+		want:   root + "k file 0644 0:0 \"\""},
+	{name: "whiteout of a 255-byte UTF-8 name",
+		layers: [][]F{{dir("d"), reg("d/"+utf8Name255, "1"), reg("d/k", "")}, {whiteout("d/" + utf8Name255)}},
+		want:   root + "d dir 0755 0:0\nd/k file 0644 0:0 \"\""},
+	{name: "whiteout of a 255-byte directory removes its subtree",
+		layers: [][]F{{dir(name255), reg(name255+"/x", "1"), reg("k", "")}, {whiteout(name255)}},
+		want:   root + "k file 0644 0:0 \"\""},
+	{name: "opaque marker in a 255-byte directory",
+		layers: [][]F{{dir(utf8Name255), reg(utf8Name255+"/old", "1")}, {opaque(utf8Name255), reg(utf8Name255+"/new", "2")}},
+		want:   root + utf8Name255 + " dir 0755 0:0\n" + utf8Name255 + "/new file 0644 0:0 \"2\""},
+	{name: "whiteout of a 256-byte name", layers: [][]F{{reg("k", "")}, {whiteout(strings.Repeat("W", 256))}},
+		err: overlay.ErrNameTooLong},
+	{name: "whiteout of a 256-byte UTF-8 name", layers: [][]F{{reg("k", "")}, {whiteout(strings.Repeat("é", 128))}},
+		err: overlay.ErrNameTooLong},
+	{name: "whiteout of a 4096-byte path",
+		layers: [][]F{{reg(longPath(4096), "1"), reg("k", "")}, {whiteout(longPath(4096))}},
+		want:   root + implicitDirs(longPath(4096)) + "k file 0644 0:0 \"\""},
+	{name: "whiteout of a 4097-byte path", layers: [][]F{{reg("k", "")}, {whiteout(longPath(4097))}},
+		err: overlay.ErrNameTooLong},
+	{name: "opaque marker in a directory whose child path is 4096 bytes",
+		layers: [][]F{{reg(longPath(4090)+"/abcde", "1")}, {opaque(longPath(4090)), reg(longPath(4090)+"/new", "2")}},
+		want:   root + implicitDirs(longPath(4090)+"/new") + longPath(4090) + "/new file 0644 0:0 \"2\""},
+	{name: "a 4097-byte path", layers: [][]F{{reg(longPath(4097), "")}}, err: overlay.ErrNameTooLong},
+	{name: "a hard link to a 256-byte name", layers: [][]F{{reg("a", ""), hard("b", strings.Repeat("n", 256))}},
+		err: overlay.ErrNameTooLong},
 	{name: "bare .wh. is an error", layers: [][]F{{reg(".wh.", "")}}, err: overlay.ErrBadWhiteout},
 	{name: "whiteout used as a directory", layers: [][]F{{reg(".wh.a/b", "")}}, err: overlay.ErrBadWhiteout},
 	{name: "whiteout files never appear", layers: [][]F{{whiteout("a"), whiteout("d/b")}},
@@ -271,6 +300,33 @@ var ruleTests = []struct {
 		want: root + "a file 0644 70000:4000000000 \"\""},
 	{name: "non-UTF-8 names", layers: [][]F{{reg("\xff\xfe", "1"), reg("a\nb", "2"), reg("sp ace", "3")}},
 		want: root + "a\nb file 0644 0:0 \"2\"\nsp ace file 0644 0:0 \"3\"\n\xff\xfe file 0644 0:0 \"1\""},
+}
+
+// Names at the kernel's limits: NAME_MAX (255 bytes) in ASCII and in two-byte UTF-8.
+var (
+	name255     = strings.Repeat("W", 255)
+	utf8Name255 = strings.Repeat("é", 127) + "x"
+)
+
+// longPath returns a path of exactly n bytes whose components are 99 bytes long but the last.
+func longPath(n int) string {
+	var b strings.Builder
+	for i := 0; b.Len()+100 < n; i++ {
+		b.WriteString(strings.Repeat(string(rune('a'+i%26)), 99) + "/")
+	}
+	b.WriteString(strings.Repeat("z", n-b.Len()))
+	return b.String()
+}
+
+// implicitDirs renders the implicit parent directories of p, as render lists them.
+func implicitDirs(p string) string {
+	var s strings.Builder
+	for i := range len(p) {
+		if p[i] == '/' {
+			fmt.Fprintf(&s, "%s dir 0755 0:0\n", p[:i])
+		}
+	}
+	return s.String()
 }
 
 func longDirs(n int) string {
