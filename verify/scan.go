@@ -10,8 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,59 +21,114 @@ import (
 // bytewise by Path. It reads every regular file to compute its digest.
 //
 // root must be a directory; a symlink to a directory is refused, so that the
-// scanned tree is exactly the one on disk.
+// scanned tree is exactly the one on disk. The walk holds a descriptor for each
+// directory on the way down and names every entry relative to its directory
+// (through /proc/self/fd where a call takes no descriptor), so a tree deeper than
+// PATH_MAX (4096 bytes below root, as an image may hold) is scanned like any other.
 func ScanDir(root string) ([]Entry, error) {
-	fi, err := os.Lstat(root)
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("scan %s: not a directory", root)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", root, &fs.PathError{Op: "open", Path: root, Err: err})
+	}
+	d := os.NewFile(uintptr(fd), root)
+	defer d.Close()
+	w := &dirWalk{root: root, groups: map[inodeKey][]int{}}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("scan %s: %w", root, &fs.PathError{Op: "fstat", Path: root, Err: err})
+	}
+	// The root is named by its own path (it has no directory descriptor above it here).
+	e, err := scanEntry(place{dirfd: unix.AT_FDCWD, name: root, shown: root}, "", &st)
+	if err == nil {
+		w.entries = append(w.entries, e)
+		err = w.dir(d, "")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", root, err)
 	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("scan %s: not a directory", root)
+	nameLinkGroups(w.groups, func(i int) *Entry { return &w.entries[i] })
+	sort.Slice(w.entries, func(i, j int) bool { return w.entries[i].Path < w.entries[j].Path })
+	return w.entries, nil
+}
+
+type inodeKey struct{ dev, ino uint64 }
+
+// dirWalk is the state of one ScanDir.
+type dirWalk struct {
+	root    string
+	groups  map[inodeKey][]int
+	entries []Entry
+}
+
+// dir scans the children of the open directory d, which is rel below the root.
+func (w *dirWalk) dir(d *os.File, rel string) error {
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return &fs.PathError{Op: "readdir", Path: w.shown(rel), Err: err}
 	}
-
-	type inodeKey struct{ dev, ino uint64 }
-	groups := make(map[inodeKey][]int)
-	var entries []Entry
-
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	sort.Strings(names)
+	dirfd := int(d.Fd())
+	for _, name := range names {
+		crel := name
+		if rel != "" {
+			crel = rel + "/" + name
 		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		if rel == "." {
-			rel = ""
-		}
-		rel = filepath.ToSlash(rel)
-
+		at := place{dirfd: dirfd, name: name, shown: w.shown(crel)}
 		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return &fs.PathError{Op: "lstat", Path: p, Err: err}
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &fs.PathError{Op: "lstat", Path: at.shown, Err: err}
 		}
-		e, err := scanEntry(p, rel, &st)
+		e, err := scanEntry(at, crel, &st)
 		if err != nil {
 			return err
 		}
 		if e.Type != Dir && st.Nlink > 1 {
 			k := inodeKey{uint64(st.Dev), st.Ino}
-			groups[k] = append(groups[k], len(entries))
+			w.groups[k] = append(w.groups[k], len(w.entries))
 		}
-		entries = append(entries, e)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("scan %s: %w", root, err)
+		w.entries = append(w.entries, e)
+		if e.Type != Dir {
+			continue
+		}
+		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: at.shown, Err: err}
+		}
+		sub := os.NewFile(uintptr(fd), at.shown)
+		err = w.dir(sub, crel)
+		sub.Close()
+		if err != nil {
+			return err
+		}
 	}
+	return nil
+}
 
-	nameLinkGroups(groups, func(i int) *Entry { return &entries[i] })
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
-	return entries, nil
+func (w *dirWalk) shown(rel string) string { return filepath.Join(w.root, rel) }
+
+// place names one object of the tree: name in the directory dirfd (AT_FDCWD for the root,
+// named by its path), and the path errors show.
+type place struct {
+	dirfd int
+	name  string
+	shown string
+}
+
+// path is a name for the calls that take no directory descriptor (lgetxattr, llistxattr):
+// /proc/self/fd/DIRFD/NAME resolves DIRFD's directory and then NAME in it, without
+// following NAME, and it is short however deep the directory lies.
+func (p place) path() string {
+	if p.dirfd == unix.AT_FDCWD {
+		return p.name
+	}
+	return "/proc/self/fd/" + strconv.Itoa(p.dirfd) + "/" + p.name
 }
 
 // scanEntry describes the object at p, already lstat'ed into st.
-func scanEntry(p, rel string, st *unix.Stat_t) (Entry, error) {
+func scanEntry(p place, rel string, st *unix.Stat_t) (Entry, error) {
 	e := Entry{
 		Path:    rel,
 		Mode:    st.Mode & 07777,
@@ -94,7 +149,7 @@ func scanEntry(p, rel string, st *unix.Stat_t) (Entry, error) {
 		e.Type = Dir
 	case unix.S_IFLNK:
 		e.Type = Symlink
-		target, err := os.Readlink(p)
+		target, err := readlink(p, st.Size)
 		if err != nil {
 			return e, err
 		}
@@ -108,7 +163,7 @@ func scanEntry(p, rel string, st *unix.Stat_t) (Entry, error) {
 	case unix.S_IFSOCK:
 		e.Type = Socket
 	default:
-		return e, fmt.Errorf("%s: unknown file type %#o", p, st.Mode&unix.S_IFMT)
+		return e, fmt.Errorf("%s: unknown file type %#o", p.shown, st.Mode&unix.S_IFMT)
 	}
 	if e.Type == Char || e.Type == Block {
 		e.Devmajor = unix.Major(st.Rdev)
@@ -122,34 +177,52 @@ func scanEntry(p, rel string, st *unix.Stat_t) (Entry, error) {
 	return e, nil
 }
 
-func fileDigest(p string) (string, error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return "", err
+// readlink reads the target of the symlink at p, whose lstat size is size (0 on some file
+// systems, so the buffer grows until the target fits).
+func readlink(p place, size int64) (string, error) {
+	n := max(int(size)+1, 256)
+	for {
+		buf := make([]byte, n)
+		got, err := unix.Readlinkat(p.dirfd, p.name, buf)
+		if err != nil {
+			return "", &fs.PathError{Op: "readlink", Path: p.shown, Err: err}
+		}
+		if got < n {
+			return string(buf[:got]), nil
+		}
+		n *= 2
 	}
+}
+
+func fileDigest(p place) (string, error) {
+	fd, err := unix.Openat(p.dirfd, p.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &fs.PathError{Op: "open", Path: p.shown, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p.shown)
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", p, err)
+		return "", fmt.Errorf("read %s: %w", p.shown, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // readXattrs returns the extended attributes of p itself (not of a symlink
 // target); nil when there are none or the filesystem has no xattr support.
-func readXattrs(p string) (map[string]string, error) {
+func readXattrs(p place) (map[string]string, error) {
 	names, err := listXattrs(p)
 	if err != nil || len(names) == 0 {
 		return nil, err
 	}
 	x := make(map[string]string, len(names))
 	for _, name := range names {
-		v, err := getXattr(p, name)
+		v, err := getXattr(p.path(), name)
 		if errors.Is(err, unix.ENODATA) {
 			continue // removed while we looked
 		}
 		if err != nil {
-			return nil, fmt.Errorf("lgetxattr %s %s: %w", p, name, err)
+			return nil, fmt.Errorf("lgetxattr %s %s: %w", p.shown, name, err)
 		}
 		x[name] = v
 	}
@@ -159,14 +232,15 @@ func readXattrs(p string) (map[string]string, error) {
 	return x, nil
 }
 
-func listXattrs(p string) ([]string, error) {
+func listXattrs(at place) ([]string, error) {
+	p := at.path()
 	for {
 		n, err := unix.Llistxattr(p, nil)
 		if errors.Is(err, unix.ENOTSUP) {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("llistxattr %s: %w", p, err)
+			return nil, fmt.Errorf("llistxattr %s: %w", at.shown, err)
 		}
 		if n == 0 {
 			return nil, nil
@@ -177,7 +251,7 @@ func listXattrs(p string) ([]string, error) {
 			continue // grew between the two calls
 		}
 		if err != nil {
-			return nil, fmt.Errorf("llistxattr %s: %w", p, err)
+			return nil, fmt.Errorf("llistxattr %s: %w", at.shown, err)
 		}
 		var names []string
 		for _, name := range strings.Split(string(buf[:n]), "\x00") {

@@ -1,10 +1,13 @@
 package verify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -159,5 +162,62 @@ func TestScanDirRefusesNonDir(t *testing.T) {
 		if _, err := ScanDir(filepath.Join(dir, p)); err == nil {
 			t.Errorf("ScanDir(%s) = nil error, want an error", p)
 		}
+	}
+}
+
+// TestScanDirDeeperThanPathMax scans a tree whose deepest path is longer than PATH_MAX, as
+// an image may hold (each name within NAME_MAX, each call of the walk on one name): the
+// file, its xattr and a symlink at the bottom must be found.
+func TestScanDirDeeperThanPathMax(t *testing.T) {
+	root := t.TempDir()
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	must(t, err)
+	component := strings.Repeat("d", 200)
+	var rel []string
+	for range 25 { // 5025 bytes of directories
+		must(t, unix.Mkdirat(fd, component, 0o755))
+		next, err := unix.Openat(fd, component, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		must(t, err)
+		unix.Close(fd)
+		fd = next
+		rel = append(rel, component)
+	}
+	defer unix.Close(fd)
+	f, err := unix.Openat(fd, "leaf", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o640)
+	must(t, err)
+	_, err = unix.Write(f, []byte("deep"))
+	must(t, err)
+	xattr := true
+	if err := unix.Fsetxattr(f, "user.depth", []byte("25"), 0); err != nil {
+		t.Logf("no user.* xattrs on %s (%v): the xattr is not checked", root, err)
+		xattr = false
+	}
+	unix.Close(f)
+	must(t, unix.Symlinkat("leaf", fd, "link"))
+
+	entries, err := ScanDir(root)
+	if err != nil {
+		t.Fatalf("ScanDir of a tree deeper than PATH_MAX: %v", err)
+	}
+	if len(entries) != 1+25+2 {
+		t.Fatalf("ScanDir found %d entries, want %d", len(entries), 1+25+2)
+	}
+	dir := strings.Join(rel, "/")
+	byPath := map[string]Entry{}
+	for _, e := range entries {
+		byPath[e.Path] = e
+	}
+	leaf, ok := byPath[dir+"/leaf"]
+	if !ok || leaf.Type != Reg || leaf.Size != 4 || leaf.Mode != 0o640 {
+		t.Errorf("leaf = %+v, want a 4-byte regular file with mode 0640", leaf)
+	}
+	if sum := sha256.Sum256([]byte("deep")); leaf.Digest != hex.EncodeToString(sum[:]) {
+		t.Errorf("leaf digest = %s, want the sha256 of %q", leaf.Digest, "deep")
+	}
+	if xattr && leaf.Xattrs["user.depth"] != "25" {
+		t.Errorf("leaf xattrs = %v, want user.depth=25", leaf.Xattrs)
+	}
+	if l := byPath[dir+"/link"]; l.Type != Symlink || l.Link != "leaf" {
+		t.Errorf("link = %+v, want a symlink to leaf", l)
 	}
 }
