@@ -5,7 +5,7 @@ BIN     := bin
 DEMO    := demo
 PKGS    := ./...
 # Debian packages the tests and benchmarks drive as oracles and peers.
-DEBS    := fuse3 squashfs-tools squashfs-tools-ng squashfuse umoci debootstrap pigz attr \
+DEBS    := fuse3 squashfs-tools squashfs-tools-ng squashfuse umoci buildah skopeo debootstrap pigz attr \
            zstd xz-utils bzip2 tar time
 FUZZTIME ?= 20s
 
