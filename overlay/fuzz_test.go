@@ -36,7 +36,9 @@ func FuzzReadChanges(f *testing.F) {
 }
 
 var fuzzNames = []string{"a", "b", "d", "d/x", "d/e/y", "l", "l/z", ".wh.a", "d/.wh.x", ".wh.d", "d/.wh..wh..opq",
-	".wh..wh.plnk/1", "../up", "/abs", "s/.", "./d/../b", ".wh."}
+	".wh..wh.plnk/1", "../up", "/abs", "s/.", "./d/../b", ".wh.",
+	// At the name limits: whiteouts of 255-byte names are 259-byte names of their own.
+	name255, ".wh." + name255, "d/" + name255, "d/.wh." + name255, name255 + "/.wh..wh..opq", "n" + name255, ".wh.n" + name255}
 
 // FuzzMerge builds up to four layers from the fuzzer's bytes (each byte pair picks an entry
 // type and a name) and merges them: no panic, and every merged tree satisfies the invariants.
