@@ -88,7 +88,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzZstdFrames -fuzztime $(FUZZTIME) ./layer
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshalMap -fuzztime $(FUZZTIME) ./layer
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME) ./index
-	$(GO) test -run '^$$' -fuzz FuzzDecodeCache -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/cache
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./squashfs
 
 lint:

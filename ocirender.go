@@ -31,6 +31,7 @@ import (
 	"github.com/ocirender/ocirender/export"
 	"github.com/ocirender/ocirender/image"
 	"github.com/ocirender/ocirender/index"
+	"github.com/ocirender/ocirender/internal/cache"
 	"github.com/ocirender/ocirender/layer"
 	"github.com/ocirender/ocirender/overlay"
 )
@@ -53,7 +54,7 @@ type Options struct {
 	Spool   bool
 	TempDir string // "" = os.TempDir()
 
-	// CacheDir, when set, is the index cache (see cache.go): an image scanned once is opened
+	// CacheDir, when set, is the index cache (see internal/cache): an image scanned once is opened
 	// from there next time without reading its layers. "" disables the cache.
 	CacheDir string
 	// ReadCache holds decoded spans and live decoders for the layer readers; nil gives the
@@ -156,7 +157,7 @@ func OpenImage(ctx context.Context, img *image.Image, opts Options) (_ *Image, e
 		}
 	}()
 	if opts.CacheDir != "" {
-		e, err := loadCache(opts.CacheDir, img)
+		e, err := cache.Load(opts.CacheDir, img)
 		if err == nil && e != nil {
 			err = im.adopt(e, opts)
 			if err == nil {
@@ -165,7 +166,7 @@ func OpenImage(ctx context.Context, img *image.Image, opts Options) (_ *Image, e
 			im.forget() // start the scan from nothing the entry left behind
 		}
 		if err != nil {
-			if errors.Is(err, errStale) {
+			if errors.Is(err, cache.ErrStale) {
 				notice(opts, "cached index of %s is stale (%v); scanning the image again", img.Path, err)
 			} else {
 				notice(opts, "cached index of %s is unusable (%v); scanning the image again", img.Path, err)
@@ -234,14 +235,14 @@ func (im *Image) forget() {
 }
 
 // adopt takes the index and maps of a cache entry and, with opts.Content, opens the readers.
-func (im *Image) adopt(e *cacheEntry, opts Options) error {
-	for i, l := range e.layers {
-		im.maps[i] = l.m
-		if l.m.Access != layer.AccessSpill || !opts.Content {
+func (im *Image) adopt(e *cache.Entry, opts Options) error {
+	for i, l := range e.Layers {
+		im.maps[i] = l.Map
+		if l.Map.Access != layer.AccessSpill || !opts.Content {
 			continue
 		}
-		touch(spillPath(opts.CacheDir, im.Image, i))
-		f, err := os.Open(spillPath(opts.CacheDir, im.Image, i))
+		cache.Touch(cache.SpillPath(opts.CacheDir, im.Image, i))
+		f, err := os.Open(cache.SpillPath(opts.CacheDir, im.Image, i))
 		if err != nil {
 			return err
 		}
@@ -250,8 +251,8 @@ func (im *Image) adopt(e *cacheEntry, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if fi.Size() != l.spillSize {
-			return fmt.Errorf("%w: the spill file of layer %d has %d bytes, not %d", errStale, i, fi.Size(), l.spillSize)
+		if fi.Size() != l.SpillSize {
+			return fmt.Errorf("%w: the spill file of layer %d has %d bytes, not %d", cache.ErrStale, i, fi.Size(), l.SpillSize)
 		}
 	}
 	if opts.Content {
@@ -259,7 +260,7 @@ func (im *Image) adopt(e *cacheEntry, opts Options) error {
 			return err
 		}
 	}
-	im.Index = e.index
+	im.Index = e.Index
 	im.Cached = true
 	return nil
 }
@@ -303,7 +304,7 @@ func (im *Image) openReaders() error {
 
 // save writes the cache entry of a scanned image, moving its spill files into the cache.
 func (im *Image) save(dir string) error {
-	e := &cacheEntry{index: im.Index}
+	e := &cache.Entry{Index: im.Index}
 	for i, m := range im.maps {
 		if m == nil {
 			return fmt.Errorf("layer %d has no map", i)
@@ -312,25 +313,25 @@ func (im *Image) save(dir string) error {
 		if err != nil {
 			return err
 		}
-		st, err := stampOf(blob)
+		st, err := cache.StampOf(blob)
 		if err != nil {
 			return err
 		}
-		l := cachedLayer{digest: string(im.Image.Layers[i].Digest), blob: st, m: m}
+		l := cache.Layer{Digest: string(im.Image.Layers[i].Digest), Blob: st, Map: m}
 		if m.Access == layer.AccessSpill {
 			f := im.spills[i]
 			fi, err := f.Stat()
 			if err != nil {
 				return err
 			}
-			l.spillSize = fi.Size()
-			if err := os.Rename(f.Name(), spillPath(dir, im.Image, i)); err != nil {
+			l.SpillSize = fi.Size()
+			if err := os.Rename(f.Name(), cache.SpillPath(dir, im.Image, i)); err != nil {
 				return err
 			}
 		}
-		e.layers = append(e.layers, l)
+		e.Layers = append(e.Layers, l)
 	}
-	return saveCache(dir, im.Image, e)
+	return cache.Save(dir, im.Image, e)
 }
 
 // scan reads layer i once: it verifies the blob, decompresses it, records its entries and,

@@ -1,4 +1,4 @@
-package ocirender
+package cache
 
 import (
 	"cmp"
@@ -17,24 +17,24 @@ import (
 // for correctness (a missing index entry or spill file means a scan, a missing blob a
 // download), so it can be trimmed at any time. Each use of an entry, spill file or blob
 // sets its access time (not its modification time, which the blob stamps record), and
-// PruneCache removes the least recently used first.
+// Prune removes the least recently used first.
 
 // The kinds of files the cache holds, under these directories of it.
-var cacheKinds = []struct{ kind, dir string }{
+var kinds = []struct{ kind, dir string }{
 	{"index", "index"},
 	{"spill", "spill"},
 	{"blobs", filepath.Join("blobs", "sha256")},
 }
 
-// CacheKind is what one kind of cache file takes.
-type CacheKind struct {
+// Kind is what one kind of cache file takes.
+type Kind struct {
 	Kind  string // index, spill or blobs
 	Files int
 	Bytes int64
 }
 
-// cacheFile is one file of the cache.
-type cacheFile struct {
+// file is one file of the cache.
+type file struct {
 	path  string
 	size  int64
 	used  time.Time // access time
@@ -42,12 +42,12 @@ type cacheFile struct {
 	mtime time.Time
 }
 
-// cacheTag marks the cache for backup tools (https://bford.info/cachedir/).
-const cacheTag = "Signature: 8a477f597d28d172789f06886806bc55\n# This directory holds the cache of ocirender: indexes, spill files and pulled blobs.\n"
+// tag marks the cache for backup tools (https://bford.info/cachedir/).
+const tag = "Signature: 8a477f597d28d172789f06886806bc55\n# This directory holds the cache of ocirender: indexes, spill files and pulled blobs.\n"
 
-// checkCacheDir refuses a directory that holds anything a cache does not: a --cache-dir
+// checkDir refuses a directory that holds anything a cache does not: a --cache-dir
 // pointing at a home or a project must not have its index/ or blobs/ trimmed.
-func checkCacheDir(dir string) error {
+func checkDir(dir string) error {
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -62,17 +62,17 @@ func checkCacheDir(dir string) error {
 	return nil
 }
 
-// markCache writes the cache directory tag once.
-func markCache(dir string) {
+// mark writes the cache directory tag once.
+func mark(dir string) {
 	p := filepath.Join(dir, "CACHEDIR.TAG")
 	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-		os.WriteFile(p, []byte(cacheTag), 0o644)
+		os.WriteFile(p, []byte(tag), 0o644)
 	}
 }
 
-func listCache(dir string) ([]cacheFile, error) {
-	var files []cacheFile
-	for _, k := range cacheKinds {
+func list(dir string) ([]file, error) {
+	var files []file
+	for _, k := range kinds {
 		des, err := os.ReadDir(filepath.Join(dir, k.dir))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -88,7 +88,7 @@ func listCache(dir string) ([]cacheFile, error) {
 			if err != nil {
 				continue // gone meanwhile
 			}
-			f := cacheFile{path: filepath.Join(dir, k.dir, de.Name()), size: fi.Size(), used: fi.ModTime(),
+			f := file{path: filepath.Join(dir, k.dir, de.Name()), size: fi.Size(), used: fi.ModTime(),
 				temp: strings.HasPrefix(de.Name(), "."), mtime: fi.ModTime()}
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 				f.used = time.Unix(st.Atim.Unix())
@@ -99,14 +99,14 @@ func listCache(dir string) ([]cacheFile, error) {
 	return files, nil
 }
 
-// CacheUsage reports the files and bytes of each kind in the cache at dir.
-func CacheUsage(dir string) ([]CacheKind, error) {
-	files, err := listCache(dir)
+// Usage reports the files and bytes of each kind in the cache at dir.
+func Usage(dir string) ([]Kind, error) {
+	files, err := list(dir)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]CacheKind, len(cacheKinds))
-	for i, k := range cacheKinds {
+	out := make([]Kind, len(kinds))
+	for i, k := range kinds {
 		out[i].Kind = k.kind
 		prefix := filepath.Join(dir, k.dir) + string(filepath.Separator)
 		for _, f := range files {
@@ -119,7 +119,7 @@ func CacheUsage(dir string) ([]CacheKind, error) {
 	return out, nil
 }
 
-// PruneOptions say what PruneCache removes.
+// PruneOptions say what Prune removes.
 type PruneOptions struct {
 	// MaxBytes, when positive, is the size to bring the cache down to, least recently used
 	// files first.
@@ -132,28 +132,28 @@ type PruneOptions struct {
 	Now time.Time
 }
 
-// PruneCache trims the cache at dir as opts say, and always removes the temporary files of
+// Prune trims the cache at dir as opts say, and always removes the temporary files of
 // writes that were interrupted more than a day ago. It returns what it removed. A directory
 // that holds anything but index/, spill/, blobs/ and CACHEDIR.TAG is refused.
-func PruneCache(dir string, opts PruneOptions) (files int, bytes int64, err error) {
+func Prune(dir string, opts PruneOptions) (files int, bytes int64, err error) {
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if err := checkCacheDir(dir); err != nil {
+	if err := checkDir(dir); err != nil {
 		return 0, 0, err
 	}
-	list, err := listCache(dir)
+	list, err := list(dir)
 	if err != nil {
 		return 0, 0, err
 	}
-	remove := func(f cacheFile) {
+	remove := func(f file) {
 		if os.Remove(f.path) == nil {
 			files++
 			bytes += f.size
 		}
 	}
-	var keep []cacheFile
+	var keep []file
 	var total int64
 	for _, f := range list {
 		switch {
@@ -169,7 +169,7 @@ func PruneCache(dir string, opts PruneOptions) (files int, bytes int64, err erro
 		}
 	}
 	if opts.MaxBytes > 0 && total > opts.MaxBytes {
-		slices.SortFunc(keep, func(a, b cacheFile) int { return cmp.Or(a.used.Compare(b.used), cmp.Compare(a.path, b.path)) })
+		slices.SortFunc(keep, func(a, b file) int { return cmp.Or(a.used.Compare(b.used), cmp.Compare(a.path, b.path)) })
 		for _, f := range keep {
 			if total <= opts.MaxBytes {
 				break
@@ -183,7 +183,7 @@ func PruneCache(dir string, opts PruneOptions) (files int, bytes int64, err erro
 
 // touch records a use of a cache file by setting its access time, leaving its modification
 // time (which blob stamps record) as it is. Errors are of no consequence.
-func touch(path string) {
+func Touch(path string) {
 	if fi, err := os.Stat(path); err == nil {
 		os.Chtimes(path, time.Now(), fi.ModTime())
 	}

@@ -1,4 +1,4 @@
-package ocirender
+package cache
 
 import (
 	"crypto/sha256"
@@ -18,10 +18,10 @@ func withChecksum(payload []byte) []byte {
 	return append(out, payload...)
 }
 
-// FuzzDecodeCache: whatever bytes sit in a cache file, decodeCache returns an error or an
+// FuzzDecode: whatever bytes sit in a cache file, decode returns an error or an
 // entry whose index and maps passed validation; it never panics. The checksum is recomputed
 // for the fuzzed payload so that the decoders behind it are reached.
-func FuzzDecodeCache(f *testing.F) {
+func FuzzDecode(f *testing.F) {
 	b := index.NewBuilder(4)
 	root := b.AddInode(index.Inode{Type: index.Dir, Mode: 0o755, Layer: index.NoLayer})
 	b.AddEntry(index.NoParent, "", root)
@@ -31,20 +31,20 @@ func FuzzDecodeCache(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	e := &cacheEntry{index: ix, layers: []cachedLayer{{digest: "sha256:00", m: &layer.Map{Access: layer.AccessDirect, Size: 2048}}}}
-	data, err := encodeCache("sha256:ab", e)
+	e := &Entry{Index: ix, Layers: []Layer{{Digest: "sha256:00", Map: &layer.Map{Access: layer.AccessDirect, Size: 2048}}}}
+	data, err := encode("sha256:ab", e)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(data[len(cacheMagic)+4+32:])
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		data := withChecksum(payload)
-		got, err := decodeCache(data, "sha256:ab")
+		got, err := decode(data, "sha256:ab")
 		if err != nil {
 			return
 		}
-		got.index.Walk(0, func(index.ID, string) error { return nil })
-		if _, err := encodeCache("sha256:ab", got); err != nil {
+		got.Index.Walk(0, func(index.ID, string) error { return nil })
+		if _, err := encode("sha256:ab", got); err != nil {
 			t.Fatalf("a decoded entry does not encode again: %v", err)
 		}
 	})
