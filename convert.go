@@ -8,6 +8,7 @@ import (
 
 	"github.com/ocirender/ocirender/export"
 	"github.com/ocirender/ocirender/export/squashfs"
+	"github.com/ocirender/ocirender/internal/assembly"
 )
 
 // The output formats of a Spec.
@@ -129,41 +130,18 @@ func (im *Image) Export(ctx context.Context, spec Spec) error {
 }
 
 // EventKind says what an Event reports.
-type EventKind int
+type EventKind = assembly.EventKind
 
+// The kinds of Event.
 const (
-	// LayerStarted: the scan of Layer began; Total is its blob's size.
-	LayerStarted EventKind = iota
-	// LayerProgress: Done of Total bytes of Layer's blob are read.
-	LayerProgress
-	// LayerScanned: the scan of Layer ended, with Err if it failed.
-	LayerScanned
-	// Writing: Done of Total bytes of file content are written out (Layer is -1).
-	Writing
-	// Finished: a Packer's work is complete (Layer is -1).
-	Finished
+	LayerStarted  = assembly.LayerStarted  // the scan of Layer began; Total is its blob's size
+	LayerProgress = assembly.LayerProgress // Done of Total bytes of Layer's blob are read
+	LayerScanned  = assembly.LayerScanned  // the scan of Layer ended, with Err if it failed
+	Writing       = assembly.Writing       // Done of Total bytes of file content are written out (Layer -1)
+	Finished      = assembly.Finished      // a Packer's work is complete (Layer -1)
+	Scanning      = assembly.Scanning      // Done of Total bytes of all the layers' blobs are read (Layer -1)
 )
 
-func (k EventKind) String() string {
-	switch k {
-	case LayerStarted:
-		return "layer started"
-	case LayerProgress:
-		return "layer progress"
-	case LayerScanned:
-		return "layer scanned"
-	case Writing:
-		return "writing"
-	case Finished:
-		return "finished"
-	}
-	return fmt.Sprintf("EventKind(%d)", int(k))
-}
-
-// An Event reports progress to Options.Events.
-type Event struct {
-	Kind        EventKind
-	Layer       int
-	Done, Total int64
-	Err         error
-}
+// An Event reports progress to Options.Events: Kind, the Layer it concerns (-1 for the
+// whole image), Done of Total bytes, and Err for a scan that failed.
+type Event = assembly.Event

@@ -1,177 +1,15 @@
 package ocirender
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ocirender/ocirender/image"
+	"github.com/ocirender/ocirender/internal/assembly"
 	"github.com/ocirender/ocirender/layer"
-	"github.com/ocirender/ocirender/overlay"
-)
-
-// assembly scans layers as they are started, any number at once up to the workers bound,
-// and merges them in layer order as their scans end: Open starts them all at once, a Packer
-// one by one as they arrive.
-type assembly struct {
-	im      *Image
-	opts    Options
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	results []chan scanResult
-	sem     chan struct{}
-	wg      sync.WaitGroup
-
-	total, done atomic.Int64
-}
-
-func (im *Image) newAssembly(ctx context.Context, opts Options) *assembly {
-	a := &assembly{im: im, opts: opts, results: make([]chan scanResult, len(im.Layers))}
-	a.ctx, a.cancel = context.WithCancelCause(ctx)
-	for i := range a.results {
-		a.results[i] = make(chan scanResult, 1)
-	}
-	for _, l := range im.Layers {
-		a.total.Add(l.Size)
-	}
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	a.sem = make(chan struct{}, workers)
-	return a
-}
-
-// start scans layer i in the background, from its blob file, or with stream set from stream
-// while the blob arrives; then the result waits for gate, closed once the blob's file is
-// complete and known. Each layer is started once.
-//
-// A stream that is an io.Closer is closed when the scan ends, and at once if the assembly is
-// cancelled meanwhile, so that a scan waiting for bytes that will not come ends too. A scan
-// of a stream takes no worker slot: it mostly waits for the network, and the number of
-// downloads at once bounds it.
-func (a *assembly) start(i int, stream io.Reader, gate <-chan struct{}) {
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if c, ok := stream.(io.Closer); ok {
-			defer c.Close()
-			stop := context.AfterFunc(a.ctx, func() { c.Close() })
-			defer stop()
-		}
-		if stream == nil {
-			select {
-			case a.sem <- struct{}{}:
-			case <-a.ctx.Done():
-				a.results[i] <- scanResult{err: context.Cause(a.ctx)}
-				return
-			}
-		}
-		a.event(Event{Kind: LayerStarted, Layer: i, Total: a.im.Layers[i].Size})
-		var mine int64
-		progress := func(k int64) {
-			mine += k
-			a.event(Event{Kind: LayerProgress, Layer: i, Done: mine, Total: a.im.Layers[i].Size})
-			if a.opts.Progress != nil {
-				a.opts.Progress(a.done.Add(k), a.total.Load())
-			}
-		}
-		r := a.im.scan(a.ctx, i, a.opts, progress, stream)
-		if stream == nil {
-			<-a.sem
-		}
-		if r.err == nil && gate != nil {
-			select {
-			case <-gate:
-				r.err = a.im.adoptBlob(i, a.opts)
-			case <-a.ctx.Done():
-				r.err = context.Cause(a.ctx)
-			}
-		}
-		a.event(Event{Kind: LayerScanned, Layer: i, Done: mine, Total: a.im.Layers[i].Size, Err: r.err})
-		a.results[i] <- r
-	}()
-}
-
-// adoptBlob follows the scan of a layer that arrived as a stream, once its file is known: it
-// checks the file's size (its bytes were verified as the stream), and lets an uncompressed
-// layer be read in place.
-func (im *Image) adoptBlob(i int, opts Options) error {
-	blob, err := im.LayerBlob(i)
-	if err != nil {
-		return err
-	}
-	if opts.Content && opts.Spool && im.layers[i] == nil {
-		im.layers[i] = blobSpan{blob}
-	}
-	return nil
-}
-
-func (a *assembly) event(e Event) {
-	if a.opts.Events != nil {
-		a.opts.Events(e)
-	}
-}
-
-// finish waits for every layer's scan, in layer order, merges them into the index and waits
-// for the scans still running. It fails as soon as one scan fails or the context ends.
-func (a *assembly) finish() error {
-	defer a.wg.Wait()
-	im := a.im
-	m := overlay.New(overlay.Options{})
-	for i := range a.results {
-		var r scanResult
-		select {
-		case r = <-a.results[i]:
-		case <-a.ctx.Done():
-			r.err = context.Cause(a.ctx)
-		}
-		err := r.err
-		if err == nil {
-			err = m.Apply(r.changes)
-		}
-		if err != nil {
-			a.cancel(err)
-			var de *image.DigestError
-			if errors.As(err, &de) {
-				return de // it names the image and the layer itself
-			}
-			if errors.Is(err, errNeverArrived) || errors.Is(err, errFailed) {
-				return context.Cause(a.ctx) // the layer that is missing, not one that was cut short
-			}
-			return fmt.Errorf("%s: layer %d (%s): %w", im.Path, i, im.Layers[i].Digest, err)
-		}
-	}
-	var err error
-	if im.Index, err = m.Index(); err != nil {
-		return fmt.Errorf("%s: %w", im.Path, err)
-	}
-	return nil
-}
-
-type scanResult struct {
-	changes []overlay.Change
-	err     error
-}
-
-func largestFirst(ls []image.Layer) []int {
-	order := make([]int, len(ls))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(ls[b].Size, ls[a].Size) })
-	return order
-}
-
-var (
-	errNeverArrived = errors.New("never arrived")
-	errFailed       = errors.New("packer failed")
 )
 
 // A Packer converts an image whose layer blobs arrive one at a time, in any order, as
@@ -186,7 +24,7 @@ var (
 type Packer struct {
 	im   *Image
 	spec Spec
-	a    *assembly
+	a    *assembly.Run
 
 	mu      sync.Mutex
 	ready   []bool
@@ -222,10 +60,10 @@ func NewPacker(ctx context.Context, img *image.Image, spec Spec) (*Packer, error
 			return nil, fmt.Errorf("%s: layer %d (%s): %w", img.Path, i, l.Digest, err)
 		}
 	}
-	opts := spec.openOptions()
-	p := &Packer{im: newImage(img, opts), spec: spec, ready: make([]bool, len(img.Layers)),
+	opts := spec.openOptions().assembly()
+	p := &Packer{im: &Image{img: img, ls: assembly.NewLayers(img, opts)}, spec: spec, ready: make([]bool, len(img.Layers)),
 		gates: make([]chan struct{}, len(img.Layers)), done: make(chan struct{})}
-	p.a = p.im.newAssembly(ctx, opts)
+	p.a = assembly.Start(ctx, p.im.ls, opts)
 	go func() {
 		defer close(p.done)
 		p.err = p.run(opts)
@@ -233,8 +71,8 @@ func NewPacker(ctx context.Context, img *image.Image, spec Spec) (*Packer, error
 	return p, nil
 }
 
-func (p *Packer) run(opts Options) (err error) {
-	defer p.a.cancel(nil)
+func (p *Packer) run(opts assembly.Options) (err error) {
+	defer p.a.Cancel(nil)
 	defer func() {
 		if err == nil {
 			p.mu.Lock()
@@ -242,16 +80,16 @@ func (p *Packer) run(opts Options) (err error) {
 			p.mu.Unlock()
 		}
 	}()
-	if err := p.a.finish(); err != nil {
+	if p.im.Index, err = p.a.Finish(); err != nil {
 		return err
 	}
-	if err := p.im.settle(opts); err != nil {
+	if err := p.im.ls.Settle(p.im.Index, opts); err != nil {
 		return err
 	}
 	if p.spec.Format == "" {
 		return nil
 	}
-	return p.im.Export(p.a.ctx, p.spec)
+	return p.im.Export(p.a.Context(), p.spec)
 }
 
 // LayerReady says that the blob of layer i is complete in the file at path ("" for an image
@@ -270,7 +108,7 @@ func (p *Packer) LayerReady(i int, path string) error {
 		return fmt.Errorf("ocirender: LayerReady(%d) twice", i)
 	}
 	if path != "" {
-		if err := p.im.SetLayerFile(i, path); err != nil {
+		if err := p.im.img.SetLayerFile(i, path); err != nil {
 			return err
 		}
 	}
@@ -279,7 +117,7 @@ func (p *Packer) LayerReady(i int, path string) error {
 		close(g)
 		return nil
 	}
-	p.a.start(i, nil, nil)
+	p.a.Layer(i, nil, nil)
 	return nil
 }
 
@@ -298,7 +136,7 @@ func (p *Packer) LayerArriving(i int, r io.Reader) error {
 		return fmt.Errorf("ocirender: LayerArriving(%d) of a layer already started", i)
 	}
 	p.gates[i] = make(chan struct{})
-	p.a.start(i, r, p.gates[i])
+	p.a.Layer(i, r, p.gates[i])
 	return nil
 }
 
@@ -311,8 +149,8 @@ func (p *Packer) check(what string, i int) error {
 		return fmt.Errorf("ocirender: %s(%d): the image has %d layers", what, i, len(p.ready))
 	case p.failErr != nil:
 		return p.failErr
-	case p.a.ctx.Err() != nil:
-		return context.Cause(p.a.ctx)
+	case p.a.Context().Err() != nil:
+		return context.Cause(p.a.Context())
 	}
 	return nil
 }
@@ -323,17 +161,17 @@ func (p *Packer) check(what string, i int) error {
 // conversion has failed already, Fail changes nothing.
 func (p *Packer) Fail(err error) {
 	if err == nil {
-		err = errFailed
+		err = assembly.ErrFailed
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.succeeded || p.a.ctx.Err() != nil {
+	if p.succeeded || p.a.Context().Err() != nil {
 		// Too late: the output is complete, or the conversion failed already (then Close
 		// reports that first failure, not what it caused, such as a download it stopped).
 		return
 	}
 	p.failErr = err
-	p.a.cancel(err)
+	p.a.Cancel(err)
 }
 
 // Close waits until the output is written and returns the first error of the conversion. A
@@ -344,11 +182,11 @@ func (p *Packer) Close() error {
 		p.mu.Lock()
 		p.closed = true
 		if i := slices.Index(p.ready, false); i >= 0 && p.failErr == nil {
-			p.a.cancel(fmt.Errorf("%s: layer %d (%s) %w", p.im.Path, i, p.im.Layers[i].Digest, errNeverArrived))
+			p.a.Cancel(fmt.Errorf("%s: layer %d (%s) %w", p.im.Path(), i, p.im.Layers()[i].Digest, assembly.ErrNeverArrived))
 		}
 		p.mu.Unlock()
 		<-p.done
-		p.a.wg.Wait()
+		p.a.Wait()
 		p.mu.Lock()
 		err := p.err
 		if p.failErr != nil && !p.succeeded {
@@ -362,7 +200,7 @@ func (p *Packer) Close() error {
 			p.im.Close()
 		}
 		if err == nil {
-			p.a.event(Event{Kind: Finished, Layer: -1})
+			p.a.Event(Event{Kind: Finished, Layer: -1})
 		}
 	})
 	return p.closeErr

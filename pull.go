@@ -93,7 +93,7 @@ func pullOnce(ctx context.Context, r *pull.Remote, spec Spec) (_ *Image, err err
 	// A failure of the conversion stops the downloads, and with them the scans reading them.
 	fctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stop := context.AfterFunc(p.a.ctx, func() { cancel(context.Cause(p.a.ctx)) })
+	stop := context.AfterFunc(p.a.Context(), func() { cancel(context.Cause(p.a.Context())) })
 	defer stop()
 	if err := r.Fetch(fctx, p.LayerReady, p.LayerArriving); err != nil {
 		p.Fail(err)

@@ -36,8 +36,8 @@ func BenchmarkRandomRead(b *testing.B) {
 			b.Fatal(err)
 		}
 		big := 0
-		for i, l := range img.Layers {
-			if l.Size > img.Layers[big].Size {
+		for i, l := range img.Layers() {
+			if l.Size > img.Layers()[big].Size {
 				big = i
 			}
 		}
@@ -123,9 +123,9 @@ func BenchmarkCat(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	last, largest := len(img.Layers)-1, 0
-	for i, l := range img.Layers {
-		if l.Size > img.Layers[largest].Size {
+	last, largest := len(img.Layers())-1, 0
+	for i, l := range img.Layers() {
+		if l.Size > img.Layers()[largest].Size {
 			largest = i
 		}
 	}

@@ -119,7 +119,7 @@ func setupBench(b *testing.B) benchImage {
 		b.Fatal(err)
 	}
 	bi.entries, bi.index = img.Index.Len(), img.Index.Bytes()
-	for i := range img.Layers {
+	for i := range img.Layers() {
 		bi.uncompressed += img.LayerMap(i).Size
 	}
 	img.Close()

@@ -92,7 +92,7 @@ func (c *command) open(ctx context.Context, f *flags, image string) (*ocirender.
 	defer p.Done()
 	opts := ocirender.Options{
 		Ref: f.ref, Platform: f.platform, Content: true,
-		Progress: func(done, total int64) { p.Update("reading layers", done, total) },
+		Events: p.Events(),
 		Notice: func(msg string) {
 			p.Done()
 			fmt.Fprintf(c.stderr, "ocimount: notice: %s\n", oneLine(msg))
@@ -130,7 +130,6 @@ func (c *command) pull(ctx context.Context, f *flags, ref string, opts ocirender
 	bars := cli.NewBars(c.stderr, f.quiet, names)
 	r.Progress, opts.Events = bars.Watch()
 	opts.Notice = func(msg string) { bars.Println("ocimount: notice: " + oneLine(msg)) }
-	opts.Progress = nil
 	img, err := ocirender.PullRemote(ctx, r, ocirender.Spec{Open: opts})
 	bars.Done()
 	return img, err

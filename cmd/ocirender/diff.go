@@ -123,7 +123,7 @@ func (f *diffFlags) openBoth(ctx context.Context, pathA, pathB string, stderr io
 
 func side(img *ocirender.Image) verify.Side {
 	s := verify.Side{Index: img.Index, Layers: img.Content()}
-	for _, l := range img.Layers {
+	for _, l := range img.Layers() {
 		s.LayerDigests = append(s.LayerDigests, string(l.Digest))
 	}
 	return s

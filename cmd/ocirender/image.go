@@ -42,7 +42,7 @@ func (f *imageFlags) open(ctx context.Context, path string, c content, tmp strin
 	defer p.Done()
 	opts := ocirender.Options{
 		Ref: f.ref, Platform: f.platform, Content: c != noContent, Spool: c == streamContent, TempDir: tmp,
-		Progress: func(done, total int64) { p.Update("reading layers", done, total) },
+		Events: p.Events(),
 		Notice: func(msg string) {
 			p.Done()
 			fmt.Fprintf(stderr, "ocirender: notice: %s\n", oneLine(msg))

@@ -62,7 +62,7 @@ func (f *statFlags) run(ctx context.Context, args []string, stdout, stderr io.Wr
 		w.line(fmt.Sprintf("Device: %d,%d", e.Devmajor, e.Devminor))
 	}
 	if e.Layer >= 0 {
-		l := img.Layers[e.Layer]
+		l := img.Layers()[e.Layer]
 		w.line(fmt.Sprintf("Layer:  %d (%s)", e.Layer, l.Digest))
 		if e.Type == index.Reg {
 			w.line(fmt.Sprintf("Offset: %d", e.Offset))

@@ -76,6 +76,19 @@ func (p *Progress) Done() {
 	}
 }
 
+// Events returns an ocirender.Options.Events that draws the scan of the layers, summed up,
+// as "reading layers" and the writing of an export as "writing".
+func (p *Progress) Events() func(ocirender.Event) {
+	return func(e ocirender.Event) {
+		switch e.Kind {
+		case ocirender.Scanning:
+			p.Update("reading layers", e.Done, e.Total)
+		case ocirender.Writing:
+			p.Update("writing", e.Done, e.Total)
+		}
+	}
+}
+
 // MiB formats a byte count.
 func MiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 

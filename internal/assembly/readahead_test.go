@@ -1,4 +1,4 @@
-package ocirender
+package assembly
 
 import (
 	"bytes"
