@@ -171,4 +171,3 @@ var (
 	ErrNeverArrived = errors.New("never arrived")
 	ErrFailed       = errors.New("packer failed")
 )
-

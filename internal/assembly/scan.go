@@ -186,4 +186,3 @@ func (ls *Layers) adoptBlob(i int, opts Options) error {
 	}
 	return nil
 }
-
