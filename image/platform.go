@@ -39,6 +39,17 @@ func parsePlatform(s string) (platform, error) {
 	return normalizePlatform(parts[0], parts[1], variant), nil
 }
 
+// ParsePlatform reads "os/arch[/variant]" ("" is the host's) as every part of ocirender
+// does: with the spellings containerd folds normalised (x86_64 is amd64, aarch64 is arm64,
+// plain arm is arm/v7, default variants are dropped). A malformed one is an ErrInvalid.
+func ParsePlatform(s string) (v1.Platform, error) {
+	p, err := parsePlatform(s)
+	if err != nil {
+		return v1.Platform{}, err
+	}
+	return v1.Platform{OS: p.os, Architecture: p.arch, Variant: p.variant}, nil
+}
+
 func platformOf(p *v1.Platform) platform {
 	return normalizePlatform(p.OS, p.Architecture, p.Variant)
 }

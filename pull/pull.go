@@ -30,8 +30,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/ocirender/ocirender/image"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -456,20 +458,17 @@ func (g *growing) Read(p []byte) (int, error) {
 	return n, rerr
 }
 
-// parsePlatform reads "os/arch[/variant]"; "" is linux and the host's architecture.
+// parsePlatform reads "os/arch[/variant]" as image.ParsePlatform does; "" is linux and the
+// host's architecture (registries serve linux images, whatever the host).
 func parsePlatform(s string) (v1.Platform, error) {
 	if s == "" {
-		return v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, nil
+		s = "linux/" + runtime.GOARCH
 	}
-	parts := strings.Split(s, "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return v1.Platform{}, fmt.Errorf("platform %q: want os/arch[/variant]", s)
+	p, err := image.ParsePlatform(s)
+	if err != nil {
+		return v1.Platform{}, err
 	}
-	p := v1.Platform{OS: parts[0], Architecture: parts[1]}
-	if len(parts) == 3 {
-		p.Variant = parts[2]
-	}
-	return p, nil
+	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}, nil
 }
 
 // oneLine keeps the first line of a registry error (they can carry a response body).

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -187,6 +188,28 @@ func TestFetchSpoiled(t *testing.T) {
 		left, _ := os.ReadDir(filepath.Join(blobs, "sha256"))
 		if len(left) != 0 {
 			t.Errorf("spoiling %d: left %d files", tc.how, len(left))
+		}
+	}
+}
+
+// TestParsePlatform: pull reads platforms as image does (the same normalised spellings, the
+// same errors), but "" is linux whatever the host.
+func TestParsePlatform(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", "linux/" + runtime.GOARCH + "/"},
+		{"linux/x86_64", "linux/amd64/"},
+		{"linux/aarch64/v8", "linux/arm64/"},
+		{"linux/arm", "linux/arm/v7"},
+		{"Linux/ARM64", "linux/arm64/"},
+	} {
+		p, err := parsePlatform(tc.in)
+		if got := p.OS + "/" + p.Architecture + "/" + p.Variant; err != nil || got != tc.want {
+			t.Errorf("parsePlatform(%q) = %s, %v, want %s", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"linux", "linux/", "a/b/c/d", "linux/arm/"} {
+		if _, err := parsePlatform(bad); err == nil {
+			t.Errorf("parsePlatform(%q) = nil error, want one", bad)
 		}
 	}
 }
