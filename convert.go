@@ -38,25 +38,34 @@ type Spec struct {
 	Open Options
 }
 
-func (s *Spec) check() error {
+// ErrSpec marks a Spec that asks for something impossible: an unknown format, a stream of a
+// format that needs a file, no output at all. Check's errors for those wrap it; an existing
+// destination (export.ErrExists) does not.
+var ErrSpec = errors.New("bad output")
+
+// Check is where a Spec's output is validated, for Convert, Export, Packer and Pull alike
+// (and for a command line before it does any work): the format, the Path or Writer it
+// needs, and that a directory's destination does not exist yet. Format "" (no output) is
+// valid for Packer and Pull.
+func (s *Spec) Check() error {
 	switch s.Format {
 	case "":
 		return nil
 	case FormatTar:
 		if (s.Path == "") == (s.Writer == nil) {
-			return errors.New("ocirender: a tar output needs a Path or a Writer, not both")
+			return fmt.Errorf("ocirender: %w: a tar output needs a Path or a Writer, not both", ErrSpec)
 		}
 		return nil
 	case FormatDir, FormatSquashfs:
 		if s.Path == "" || s.Writer != nil {
-			return fmt.Errorf("ocirender: a %s output needs a Path and no Writer", s.Format)
+			return fmt.Errorf("ocirender: %w: a %s output needs a Path: it cannot be streamed to a Writer such as stdout", ErrSpec, s.Format)
 		}
 		if s.Format == FormatDir {
 			return export.CheckDirDest(s.Path)
 		}
 		return nil
 	}
-	return fmt.Errorf("ocirender: unknown output format %q (want tar, dir or squashfs)", s.Format)
+	return fmt.Errorf("ocirender: %w: unknown format %q (want tar, dir or squashfs)", ErrSpec, s.Format)
 }
 
 // openOptions are the options the image is opened with: content is read, and a scan spools
@@ -72,9 +81,9 @@ func (s *Spec) openOptions() Options {
 // index cache is) and writes it out as spec says.
 func Convert(ctx context.Context, path string, spec Spec) error {
 	if spec.Format == "" {
-		return errors.New("ocirender: Convert needs an output format")
+		return fmt.Errorf("ocirender: %w: Convert needs an output format", ErrSpec)
 	}
-	if err := spec.check(); err != nil {
+	if err := spec.Check(); err != nil {
 		return err
 	}
 	img, err := Open(ctx, path, spec.openOptions())
@@ -88,7 +97,7 @@ func Convert(ctx context.Context, path string, spec Spec) error {
 // Export writes the image out as spec says (spec.Open does not apply). The image must have
 // been opened with Options.Content.
 func (im *Image) Export(ctx context.Context, spec Spec) error {
-	if err := spec.check(); err != nil {
+	if err := spec.Check(); err != nil {
 		return err
 	}
 	if im.Content() == nil {

@@ -49,7 +49,7 @@ type Packer struct {
 //
 // With spec.Format "", nothing is written: Image returns the merged image after Close.
 func NewPacker(ctx context.Context, img *image.Image, spec Spec) (*Packer, error) {
-	if err := spec.check(); err != nil {
+	if err := spec.Check(); err != nil {
 		img.Close()
 		return nil, err
 	}

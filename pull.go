@@ -22,7 +22,7 @@ import (
 // With spec.Format "", nothing is written: Pull returns the merged image, open for reads;
 // close it. Otherwise it returns nil.
 func Pull(ctx context.Context, ref string, spec Spec, opts pull.Options) (_ *Image, err error) {
-	if err := spec.check(); err != nil {
+	if err := spec.Check(); err != nil {
 		return nil, err
 	}
 	if opts.Platform == "" {
@@ -53,7 +53,7 @@ func BlobDir(cacheDir string) string {
 // A blob of the blob directory whose bytes turn out not to match its digest is removed and
 // downloaded again, once.
 func PullRemote(ctx context.Context, r *pull.Remote, spec Spec) (*Image, error) {
-	if err := spec.check(); err != nil {
+	if err := spec.Check(); err != nil {
 		return nil, err
 	}
 	im, err := pullOnce(ctx, r, spec)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -104,50 +105,41 @@ func (f *exportFlags) run(ctx context.Context, args []string, stdout, stderr io.
 	if f.out == "" {
 		return usagef("export: -o OUT is required")
 	}
-	var sqfsOpts squashfs.Options
-	switch f.format {
-	case "tar":
-	case "dir":
-		if f.out == "-" {
-			return usagef("export: a directory cannot go to stdout")
-		}
-	case "squashfs":
-		if f.out == "-" {
-			return usagef("export: a squashfs image cannot go to stdout")
-		}
-		var err error
-		if sqfsOpts, err = f.squashfs.options(os.Getenv); err != nil {
-			return err
-		}
-	case "":
+	if f.format == "" {
 		return usagef("export: --format is required (tar, dir or squashfs)")
-	default:
-		return usagef("export: unknown format %q (want tar, dir or squashfs)", f.format)
 	}
-	// Fail on an existing destination before doing any work.
-	if f.out != "-" && f.format == "dir" {
-		if err := export.CheckDirDest(f.out); err != nil {
-			return err
-		}
-	}
-	img, err := f.open(ctx, args[0], streamContent, f.tmp, stderr)
-	if err != nil {
-		return err
-	}
-	defer img.Close()
 	p := cli.NewProgress(stderr, f.quiet)
 	defer p.Done()
-	total := img.Index.ContentSize()
-	report := func(n int64) { p.Update("writing", n, total) }
 	warn := func(msg string) {
 		p.Done()
-		fmt.Fprintf(stderr, "ocirender: notice: %s\n", msg)
+		fmt.Fprintf(stderr, "ocirender: notice: %s\n", oneLine(msg))
 	}
-	spec := ocirender.Spec{Format: f.format, Path: f.out, Squashfs: sqfsOpts,
-		Tar: export.TarOptions{Progress: report}, Dir: export.DirOptions{Progress: report, Notice: warn}}
-	spec.Squashfs.Progress, spec.Squashfs.Notice = report, warn
+	spec := ocirender.Spec{Format: f.format, Path: f.out, Dir: export.DirOptions{Notice: warn}}
 	if f.out == "-" {
 		spec.Path, spec.Writer = "", stdout
 	}
-	return img.Export(ctx, spec)
+	if err := checkSpec("export", &spec, &f.squashfs); err != nil {
+		return err
+	}
+	spec.Squashfs.Notice = warn
+	spec.Open = f.options(streamContent, f.tmp, p, warn)
+	return ocirender.Convert(ctx, args[0], spec)
+}
+
+// checkSpec validates the output of verb before any work: the format and where it goes
+// (ocirender.Spec.Check: a bad one is a usage error, an existing directory is not), and for
+// squashfs the flags of its encoder.
+func checkSpec(verb string, spec *ocirender.Spec, sq *squashfsFlags) error {
+	if err := spec.Check(); err != nil {
+		if errors.Is(err, ocirender.ErrSpec) {
+			return usagef("%s: %s", verb, strings.TrimPrefix(err.Error(), "ocirender: "+ocirender.ErrSpec.Error()+": "))
+		}
+		return err
+	}
+	if spec.Format != ocirender.FormatSquashfs {
+		return nil
+	}
+	var err error
+	spec.Squashfs, err = sq.options(os.Getenv)
+	return err
 }

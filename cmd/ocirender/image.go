@@ -37,19 +37,24 @@ const (
 	streamContent         // exports: a cold scan spools each layer once
 )
 
+// options are the open options the flags ask for, with progress drawn on p and notices
+// given to warn.
+func (f *imageFlags) options(c content, tmp string, p *cli.Progress, warn func(string)) ocirender.Options {
+	opts := ocirender.Options{
+		Ref: f.ref, Platform: f.platform, Content: c != noContent, Spool: c == streamContent, TempDir: tmp,
+		Events: p.Events(), Notice: warn,
+	}
+	opts.CacheDir = cli.CacheDir(f.cacheDir, f.noCache, warn)
+	return opts
+}
+
 func (f *imageFlags) open(ctx context.Context, path string, c content, tmp string, stderr io.Writer) (*ocirender.Image, error) {
 	p := cli.NewProgress(stderr, f.quiet)
 	defer p.Done()
-	opts := ocirender.Options{
-		Ref: f.ref, Platform: f.platform, Content: c != noContent, Spool: c == streamContent, TempDir: tmp,
-		Events: p.Events(),
-		Notice: func(msg string) {
-			p.Done()
-			fmt.Fprintf(stderr, "ocirender: notice: %s\n", oneLine(msg))
-		},
-	}
-	opts.CacheDir = cli.CacheDir(f.cacheDir, f.noCache, opts.Notice)
-	return ocirender.Open(ctx, path, opts)
+	return ocirender.Open(ctx, path, f.options(c, tmp, p, func(msg string) {
+		p.Done()
+		fmt.Fprintf(stderr, "ocirender: notice: %s\n", oneLine(msg))
+	}))
 }
 
 func version() string {

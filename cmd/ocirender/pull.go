@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/pflag"
 
@@ -52,23 +51,18 @@ func (f *pullFlags) run(ctx context.Context, args []string, stdout, stderr io.Wr
 		return usagef("pull: --jobs %d: want 1 or more", f.jobs)
 	}
 	spec := ocirender.Spec{Format: f.format, Path: f.out}
-	switch f.format {
-	case "tar":
+	switch {
+	case f.format == "":
+		return usagef("pull: --format is required (squashfs, tar, dir or oci)")
+	case f.format == "oci":
 		if f.out == "-" {
+			return usagef("pull: --format oci cannot go to stdout")
+		}
+	default:
+		if f.format == ocirender.FormatTar && f.out == "-" {
 			spec.Path, spec.Writer = "", stdout
 		}
-	case "dir", "squashfs", "oci":
-		if f.out == "-" {
-			return usagef("pull: --format %s cannot go to stdout", f.format)
-		}
-	case "":
-		return usagef("pull: --format is required (squashfs, tar, dir or oci)")
-	default:
-		return usagef("pull: unknown format %q (want squashfs, tar, dir or oci)", f.format)
-	}
-	if f.format == "squashfs" {
-		var err error
-		if spec.Squashfs, err = f.squashfs.options(os.Getenv); err != nil {
+		if err := checkSpec("pull", &spec, &f.squashfs); err != nil {
 			return err
 		}
 	}
