@@ -165,15 +165,9 @@ func (im *Image) OpenFile(path string, noFollow bool) (*io.SectionReader, index.
 			index.Socket: "a socket"}[e.Type]
 		return nil, e, fmt.Errorf("%s: %s: is %s, not a regular file", im.Path(), path, what)
 	}
-	if e.Size == 0 {
-		return io.NewSectionReader(eof{}, 0, 0), e, nil
+	r, err := im.Content().File(&e.Inode)
+	if err != nil {
+		return nil, e, fmt.Errorf("%s: %s: the image was opened without its content (%w)", im.Path(), path, err)
 	}
-	if e.Layer < 0 || e.Layer >= len(im.Content()) || im.Content()[e.Layer] == nil {
-		return nil, e, fmt.Errorf("%s: %s: the image was opened without its content", im.Path(), path)
-	}
-	return io.NewSectionReader(im.Content()[e.Layer], e.Offset, e.Size), e, nil
+	return r, e, nil
 }
-
-type eof struct{}
-
-func (eof) ReadAt([]byte, int64) (int, error) { return 0, io.EOF }

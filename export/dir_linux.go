@@ -475,9 +475,9 @@ func (w *dirWriter) copyContent(ctx context.Context, fd int, id index.ID, e *ind
 	if e.Size == 0 {
 		return nil
 	}
-	r, err := w.layers.content(e)
+	r, err := w.layers.File(&e.Inode)
 	if err != nil {
-		return fmt.Errorf("%w (%s)", err, w.path(id))
+		return fmt.Errorf("export: %w (%s)", err, w.path(id))
 	}
 	short := func(done int64, err error) error {
 		if err == io.EOF {

@@ -18,31 +18,15 @@ import (
 	"github.com/ocirender/ocirender/index"
 )
 
-// Layers gives the content of an image's layers: Layers[i] reads layer i's uncompressed tar
-// stream at the offsets the index's content locators name. Readers must be safe for
-// concurrent use (as *os.File's ReadAt is).
-type Layers []io.ReaderAt
+// Layers gives the content of an image's layers (see index.Content): Layers[i] reads layer
+// i's uncompressed tar stream. Readers must be safe for concurrent use.
+type Layers = index.Content
 
 // FileSpan is implemented by layer content that sits in a file at a fixed offset; sinks use it
 // to copy inside the kernel (copy_file_range) instead of through user space.
 type FileSpan interface {
 	FileSpan() (f *os.File, base int64)
 }
-
-// content returns a reader of regular file e's data.
-func (ls Layers) content(e *index.Entry) (*io.SectionReader, error) {
-	if e.Size == 0 {
-		return io.NewSectionReader(eofReader{}, 0, 0), nil
-	}
-	if e.Layer < 0 || e.Layer >= len(ls) || ls[e.Layer] == nil {
-		return nil, fmt.Errorf("export: no content for layer %d", e.Layer)
-	}
-	return io.NewSectionReader(ls[e.Layer], e.Offset, e.Size), nil
-}
-
-type eofReader struct{}
-
-func (eofReader) ReadAt([]byte, int64) (int, error) { return 0, io.EOF }
 
 // ErrExists is returned when the destination of an export already exists.
 var ErrExists = errors.New("export: destination exists")

@@ -84,9 +84,9 @@ func Tar(ctx context.Context, w io.Writer, ix *index.Index, layers Layers, opts 
 		if h.Typeflag != tar.TypeReg || e.Size == 0 {
 			return nil
 		}
-		r, err := layers.content(&e)
+		r, err := layers.File(&e.Inode)
 		if err != nil {
-			return fmt.Errorf("%w (%s)", err, p)
+			return fmt.Errorf("export: %w (%s)", err, p)
 		}
 		n, err := io.CopyBuffer(tw, r, buf)
 		if err == nil && n != e.Size {

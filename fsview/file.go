@@ -43,11 +43,12 @@ func (f *file) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int6
 		return fuse.ReadResultData(nil), 0
 	}
 	n := min(int64(len(dest)), in.Size-off)
-	if in.Layer < 0 || in.Layer >= len(v.layers) || v.layers[in.Layer] == nil {
-		v.logf("read %s: no reader for layer %d", v.ix.Path(f.id), in.Layer)
+	r, err := v.layers.File(&in)
+	if err != nil {
+		v.logf("read %s: %v", v.ix.Path(f.id), err)
 		return nil, syscall.EIO
 	}
-	k, err := v.layers[in.Layer].ReadAt(dest[:n], in.Offset+off)
+	k, err := r.ReadAt(dest[:n], off)
 	if int64(k) < n {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF // the layer's stream ends inside the file

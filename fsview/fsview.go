@@ -35,7 +35,6 @@
 package fsview
 
 import (
-	"io"
 	"syscall"
 	"time"
 
@@ -72,7 +71,7 @@ type Options struct {
 // index and the layer readers are.
 type View struct {
 	ix      *index.Index
-	layers  []io.ReaderAt
+	layers  index.Content
 	opts    Options
 	content uint64 // bytes of regular file content, for statfs
 	root    *dir
@@ -80,7 +79,7 @@ type View struct {
 
 // New returns a view of ix whose regular files read their bytes from layers: layer i's
 // uncompressed tar stream, as index.Inode.Layer and Offset locate them.
-func New(ix *index.Index, layers []io.ReaderAt, opts Options) *View {
+func New(ix *index.Index, layers index.Content, opts Options) *View {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
@@ -133,7 +132,7 @@ func (v *View) Mount(dir string) (*fuse.Server, error) {
 }
 
 // Mount mounts a view of ix and layers on dir; see New and View.Mount.
-func Mount(dir string, ix *index.Index, layers []io.ReaderAt, opts Options) (*fuse.Server, error) {
+func Mount(dir string, ix *index.Index, layers index.Content, opts Options) (*fuse.Server, error) {
 	return New(ix, layers, opts).Mount(dir)
 }
 

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"io"
 
 	"github.com/ocirender/ocirender/index"
 )
@@ -13,7 +12,7 @@ type Side struct {
 	Index *index.Index
 	// Layers are read only for regular files whose content cannot be told equal without
 	// reading it; nil makes such a comparison an error.
-	Layers []io.ReaderAt
+	Layers index.Content
 	// LayerDigests names each layer's blob. Two files at the same offset of layers with the
 	// same (non-empty) digest have the same bytes.
 	LayerDigests []string

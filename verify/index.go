@@ -15,7 +15,7 @@ import (
 type IndexOptions struct {
 	// Layers are the uncompressed streams of the image's layers (ocirender.Image.Content).
 	// With them, regular files get their Digest; without, Digest stays "".
-	Layers []io.ReaderAt
+	Layers index.Content
 	// Workers bounds the goroutines hashing content; 0 = GOMAXPROCS.
 	Workers int
 }
@@ -133,10 +133,7 @@ func hashIndexOnly(ctx context.Context, ix *index.Index, entries []Entry, inodes
 		jobs[k] = hashJob{size: j.in.Size, sum: &j.sum,
 			what: func() string { return fmt.Sprintf("verify: %s: layer %d", entries[j.entries[0]].Path, j.in.Layer) },
 			open: func() (io.Reader, error) {
-				if j.in.Layer < 0 || j.in.Layer >= len(opts.Layers) || opts.Layers[j.in.Layer] == nil {
-					return nil, fmt.Errorf("no content for layer %d", j.in.Layer)
-				}
-				return io.NewSectionReader(opts.Layers[j.in.Layer], j.in.Offset, j.in.Size), nil
+				return index.Content(opts.Layers).File(&j.in)
 			}}
 	}
 	if err := hashAll(ctx, jobs, opts.Workers); err != nil {
