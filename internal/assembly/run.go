@@ -116,6 +116,10 @@ func (a *Run) Finish() (*index.Index, error) {
 		select {
 		case r = <-a.results[i]:
 		case <-a.ctx.Done():
+		}
+		if a.ctx.Err() != nil && (r.err != nil || r.changes == nil) {
+			// Cancelled (a failed download, a layer that never came, the caller): that is
+			// the failure, not a scan it cut short, whichever of the two the select saw.
 			r.err = context.Cause(a.ctx)
 		}
 		err := r.err
