@@ -441,11 +441,13 @@ func (g *growing) Read(p []byte) (int, error) {
 	size, done, err, closed := g.size, g.done, g.err, g.closed
 	g.mu.Unlock()
 	switch {
-	case closed:
-		return 0, errReaderClosed
 	case done && err != nil:
+		// The download's failure, on every Read: it closes the reader, and a reader that
+		// reads again after an error (bufio does) must not see "closed" instead.
 		g.Close()
 		return 0, err
+	case closed:
+		return 0, errReaderClosed
 	case g.off >= size: // done, all read
 		g.Close()
 		return 0, io.EOF

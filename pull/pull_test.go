@@ -213,3 +213,26 @@ func TestParsePlatform(t *testing.T) {
 		}
 	}
 }
+
+// TestGrowingKeepsTheDownloadError: a reader of a failed download returns the download's
+// error on every Read, also after the first one closed it (bufio.Reader reads again after
+// an error: it saw "reader closed" and a digest mismatch was reported as that).
+func TestGrowingKeepsTheDownloadError(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(f, []byte("abc"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := newGrowing(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.grew(3)
+	bad := errors.New("digest mismatch")
+	g.finish(bad)
+	buf := make([]byte, 8)
+	for i := range 3 {
+		if n, err := g.Read(buf); n != 0 || !errors.Is(err, bad) {
+			t.Errorf("Read %d after a failed download = %d, %v; want 0, %v", i+1, n, err, bad)
+		}
+	}
+}
