@@ -87,6 +87,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzGzipResume -fuzztime $(FUZZTIME) ./layer
 	$(GO) test -run '^$$' -fuzz FuzzZstdFrames -fuzztime $(FUZZTIME) ./layer
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshalMap -fuzztime $(FUZZTIME) ./layer
+	$(GO) test -run '^$$' -fuzz FuzzFirstBlockFilters -fuzztime $(FUZZTIME) ./internal/xzheader
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME) ./index
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCache -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./squashfs

@@ -11,7 +11,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
 
-	"github.com/ocirender/ocirender/layer"
+	"github.com/ocirender/ocirender/internal/xzheader"
 )
 
 // decompressor decodes one block (metadata, data or fragment): a self-contained stream.
@@ -145,9 +145,9 @@ func (xzDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
 // a single LZMA2 filter is unsupported, and an LZMA2 dictionary far above what a block of
 // limit bytes needs is refused before the decoder allocates it.
 func checkXzBlock(src []byte, limit int) error {
-	filters, _ := layer.XzFirstBlockFilters(src)
+	filters, _ := xzheader.FirstBlockFilters(src)
 	for _, f := range filters {
-		if f.ID != layer.XzLZMA2 {
+		if f.ID != xzheader.LZMA2 {
 			return fmt.Errorf("%w: xz filter %#x (BCJ filters, mksquashfs -Xbcj, are not read)", ErrUnsupported, f.ID)
 		}
 		if f.Dict > max(uint64(limit)*2, 1<<20) {
