@@ -7,7 +7,7 @@ import (
 	"io"
 
 	"github.com/ocirender/ocirender/export"
-	"github.com/ocirender/ocirender/export/squashfs"
+	"github.com/ocirender/ocirender/squashfs"
 )
 
 // The output formats of a Spec.

@@ -18,14 +18,27 @@ const (
 	noFragment   = 0xffffffff
 	noXattr      = 0xffffffff
 	noTable      = ^uint64(0)
-	maxDirCount  = 256 // entries after one directory header, at most
-	maxNameLen   = 256 // bytes of one name, at most (the kernel's SQUASHFS_NAME_LEN)
-	dirSizeExtra = 3   // directory inodes count "." and ".." as 3 bytes of listing
+	devBlockSize = 4096 // the image is padded to a multiple of this
+	maxDirCount  = 256  // entries after one directory header, at most
+	maxNameLen   = 256  // bytes of one name, at most (the kernel's SQUASHFS_NAME_LEN)
+	maxIDs       = 65535
+	dirSizeExtra = 3 // directory inodes count "." and ".." as 3 bytes of listing
 )
 
 // Superblock flags.
 const (
-	flagCompOpts = 0x0400
+	flagDuplicates = 0x0040
+	flagExportable = 0x0080
+	flagNoXattrs   = 0x0200
+	flagCompOpts   = 0x0400
+)
+
+// The compressors, by the name Options.Compression takes and FS.Compression returns.
+const (
+	Zstd = "zstd"
+	Gzip = "gzip"
+	XZ   = "xz"
+	LZ4  = "lz4"
 )
 
 // Compressor ids of the superblock.
@@ -38,11 +51,15 @@ const (
 	compZstd = 6
 )
 
-var compNames = map[uint16]string{compGzip: "gzip", compLZMA: "lzma", compLZO: "lzo", compXZ: "xz",
-	compLZ4: "lz4", compZstd: "zstd"}
+var compNames = map[uint16]string{compGzip: Gzip, compLZMA: "lzma", compLZO: "lzo", compXZ: XZ,
+	compLZ4: LZ4, compZstd: Zstd}
 
-// lz4Legacy is the version of the lz4 compressor options: the lz4 block format.
-const lz4Legacy = 1
+// The lz4 compressor options block: the only stream format squashfs knows (version 1, the
+// lz4 block format), and its one flag (written with lz4 HC).
+const (
+	lz4Legacy = 1
+	lz4HC     = 1
+)
 
 // superblock is the first 96 bytes of an image.
 type superblock struct {
@@ -65,6 +82,7 @@ type superblock struct {
 	exportTable   uint64
 }
 
+// parseSuper reads the superblock after its magic, which the caller checks.
 func parseSuper(b []byte) superblock {
 	le := binary.LittleEndian
 	return superblock{
@@ -89,7 +107,34 @@ func parseSuper(b []byte) superblock {
 	}
 }
 
-// Type is the file type of an inode, numbered as squashfs's basic inode types.
+// marshal is the inverse of parseSuper, magic included.
+func (s *superblock) marshal() []byte {
+	b := make([]byte, 0, superSize)
+	le := binary.LittleEndian
+	b = le.AppendUint32(b, magic)
+	b = le.AppendUint32(b, s.inodes)
+	b = le.AppendUint32(b, s.mkfsTime)
+	b = le.AppendUint32(b, s.blockSize)
+	b = le.AppendUint32(b, s.fragments)
+	b = le.AppendUint16(b, s.compression)
+	b = le.AppendUint16(b, s.blockLog)
+	b = le.AppendUint16(b, s.flags)
+	b = le.AppendUint16(b, s.ids)
+	b = le.AppendUint16(b, s.major)
+	b = le.AppendUint16(b, s.minor)
+	for _, v := range []uint64{s.rootInode, s.bytesUsed, s.idTable, s.xattrIDTable,
+		s.inodeTable, s.dirTable, s.fragmentTable, s.exportTable} {
+		b = le.AppendUint64(b, v)
+	}
+	return b
+}
+
+// metaRef is a reference to a metadata entry: the position of its metadata block relative to
+// the start of its table, shifted left 16, or'ed with the offset in the uncompressed block.
+func metaRef(block uint64, off uint16) uint64 { return block<<16 | uint64(off) }
+
+// Type is the file type of an inode, numbered as squashfs's basic inode types; the extended
+// form of basic type t is t+extended.
 type Type uint8
 
 // The file types.
@@ -115,8 +160,13 @@ func (t Type) String() string {
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-// decodeDev unpacks a device number as the kernel's new_decode_dev does: 12 bits of major,
-// 20 of minor.
+// encodeDev packs a device number the way the kernel's new_decode_dev unpacks it: 12 bits of
+// major, 20 of minor.
+func encodeDev(major, minor uint32) uint32 {
+	return minor&0xff | major<<8&0xfff00 | (minor&^0xff)<<12
+}
+
+// decodeDev is the inverse of encodeDev.
 func decodeDev(dev uint32) (major, minor uint32) {
 	return dev >> 8 & 0xfff, dev&0xff | dev>>12&0xfff00
 }

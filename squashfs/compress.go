@@ -11,22 +11,6 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
-// The compressors Write can use, by the name the command line takes.
-const (
-	Zstd = "zstd"
-	Gzip = "gzip"
-	XZ   = "xz"
-	LZ4  = "lz4"
-)
-
-// Compressor ids of the superblock.
-const (
-	compGzip = 1
-	compXZ   = 4
-	compLZ4  = 5
-	compZstd = 6
-)
-
 // compressor compresses one block (data, fragment or metadata) into a self-contained stream the
 // kernel's decompressor for the superblock's compressor id reads. One per goroutine.
 type compressor interface {
@@ -167,12 +151,6 @@ func (x *xzCompressor) compress(dst, src []byte) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
-// The lz4 compressor options block: the only stream format squashfs knows, and its one flag.
-const (
-	lz4Legacy = 1
-	lz4HC     = 1
-)
 
 // lz4Levels are the high-compression levels --level 1-9 choose: the match search depth
 // doubles with each (512 at level 1, 131072 at level 9, past which lz4's 64 KiB window
