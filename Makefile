@@ -33,7 +33,7 @@ deps:
 # end-to-end tests run our binaries, so the detector has nothing to watch in them).
 test: deps lint
 	$(GO) test -race -short -timeout 15m $$($(GO) list $(PKGS) | grep -v '/tests$$')
-	$(GO) test -timeout 30m ./tests/ ./export/squashfs/ ./layer/
+	$(GO) test -timeout 30m ./tests/ ./squashfs/ ./layer/
 
 # unit runs the fast package tests only (no real tools, no root).
 unit:
@@ -87,6 +87,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzGzipResume -fuzztime $(FUZZTIME) ./layer
 	$(GO) test -run '^$$' -fuzz FuzzZstdFrames -fuzztime $(FUZZTIME) ./layer
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshalMap -fuzztime $(FUZZTIME) ./layer
+	$(GO) test -run '^$$' -fuzz FuzzFirstBlockFilters -fuzztime $(FUZZTIME) ./internal/xzheader
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME) ./index
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./internal/cache
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./squashfs

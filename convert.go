@@ -7,8 +7,8 @@ import (
 	"io"
 
 	"github.com/ocirender/ocirender/export"
-	"github.com/ocirender/ocirender/export/squashfs"
 	"github.com/ocirender/ocirender/internal/assembly"
+	"github.com/ocirender/ocirender/squashfs"
 )
 
 // The output formats of a Spec.

@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/ocirender/ocirender/internal/xzheader"
 )
 
 // xzReader reads xz streams with github.com/ulikunitz/xz, and adds a check
@@ -90,77 +92,13 @@ func (t *xzTail) complete() bool {
 // not checked; the dictionary is a ring whose pages are only touched as
 // output is produced, so their cost stays bounded by MaxSize.
 func checkXzDict(head []byte, limit uint64) error {
-	filters, _ := XzFirstBlockFilters(head)
+	filters, _ := xzheader.FirstBlockFilters(head)
 	for _, f := range filters {
 		if f.Dict > limit {
 			return &xzDictError{dict: f.Dict, limit: limit}
 		}
 	}
 	return nil
-}
-
-// XzLZMA2 is the filter ID of LZMA2 in an xz block header.
-const XzLZMA2 = 0x21
-
-// XzFilter is one filter of an xz block header.
-type XzFilter struct {
-	ID   uint64
-	Dict uint64 // LZMA2: the dictionary size its properties declare; 0 otherwise
-}
-
-// XzFirstBlockFilters reads the filter chain of the first block header of the
-// xz stream that starts at stream, without decoding anything: what to refuse
-// (a huge dictionary, an unsupported filter) before a decoder allocates. It
-// returns the filters it could read; ok is false when the header is too short
-// or malformed to read whole (the decoder then says what is wrong), or when
-// the stream has no block.
-func XzFirstBlockFilters(stream []byte) (filters []XzFilter, ok bool) {
-	// Stream header (12 bytes), then the first block header: size byte,
-	// flags (filter count - 1 in bits 0-1; bits 6, 7 announce two VLIs), the
-	// optional VLIs, then each filter: ID VLI, properties size VLI, properties.
-	const streamHeaderLen = 12
-	p := stream[min(len(stream), streamHeaderLen):]
-	if len(p) < 2 || p[0] == 0 { // too short to tell, or an index: no block
-		return nil, false
-	}
-	p = p[:min(len(p), (int(p[0])+1)*4)]
-	flags := p[1]
-	p = p[2:]
-	vli := func() (uint64, bool) {
-		var v uint64
-		for i := 0; i < 9 && i < len(p); i++ {
-			v |= uint64(p[i]&0x7f) << (7 * i)
-			if p[i]&0x80 == 0 {
-				p = p[i+1:]
-				return v, true
-			}
-		}
-		return 0, false
-	}
-	for _, bit := range []byte{0x40, 0x80} {
-		if flags&bit != 0 {
-			if _, ok := vli(); !ok {
-				return nil, false
-			}
-		}
-	}
-	for range int(flags&3) + 1 {
-		id, ok1 := vli()
-		size, ok2 := vli()
-		if !ok1 || !ok2 || uint64(len(p)) < size {
-			return filters, false
-		}
-		f := XzFilter{ID: id}
-		if id == XzLZMA2 && size == 1 && p[0] <= 40 {
-			f.Dict = uint64(2|p[0]&1) << (p[0]/2 + 11)
-			if p[0] == 40 {
-				f.Dict = 1<<32 - 1
-			}
-		}
-		filters = append(filters, f)
-		p = p[size:]
-	}
-	return filters, true
 }
 
 // xzDictError reports an xz dictionary above the memory limit.

@@ -2,176 +2,187 @@ package squashfs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
-	"io"
-	"sync"
 
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 	"github.com/ulikunitz/xz"
-
-	"github.com/ocirender/ocirender/layer"
 )
 
-// decompressor decodes one block (metadata, data or fragment): a self-contained stream.
-// It is safe for concurrent use.
-type decompressor interface {
-	// decompress appends the decoded form of src to dst[:0] and returns it; it fails when
-	// the output would exceed limit bytes.
-	decompress(dst, src []byte, limit int) ([]byte, error)
+// compressor compresses one block (data, fragment or metadata) into a self-contained stream the
+// kernel's decompressor for the superblock's compressor id reads. One per goroutine.
+type compressor interface {
+	// compress appends the compressed form of src to dst[:0] and returns it.
+	compress(dst, src []byte) ([]byte, error)
 }
 
-func newDecompressor(id uint16) (decompressor, error) {
-	switch id {
-	case compGzip:
-		return &zlibDecompressor{}, nil
-	case compXZ:
-		return xzDecompressor{}, nil
-	case compLZ4:
-		return lz4Decompressor{}, nil
-	case compZstd:
-		d, err := sharedZstd()
-		if err != nil {
-			return nil, fmt.Errorf("squashfs: zstd: %w", err)
+// codec describes a compression choice: its superblock id, the compressor options block (nil
+// when none is written) and how to make compressors.
+type codec struct {
+	name    string
+	id      uint16
+	level   int
+	options []byte
+	make    func() (compressor, error)
+}
+
+// newCodec checks name and level and returns the codec. window is the largest block the
+// compressor will see (the data block size, at least a metadata block).
+func newCodec(name string, level, window int) (*codec, error) {
+	switch name {
+	case "", Zstd:
+		if level == 0 {
+			level = 3
 		}
-		return zstdDecompressor{d}, nil
-	}
-	if name, ok := compNames[id]; ok {
-		return nil, fmt.Errorf("%w: compressor %s (this reader knows gzip, xz, lz4 and zstd)", ErrUnsupported, name)
-	}
-	return nil, corrupt("unknown compressor id %d", id)
-}
-
-// errTooLarge is wrapped when a block decodes to more than it may.
-func errTooLarge(limit int) error {
-	return corrupt("a block decodes to more than %d bytes", limit)
-}
-
-// readLimited reads r to its end into dst[:0], failing past limit bytes.
-func readLimited(r io.Reader, dst []byte, limit int) ([]byte, error) {
-	if cap(dst) < limit+1 {
-		dst = make([]byte, 0, limit+1)
-	}
-	dst = dst[:0]
-	for {
-		if len(dst) > limit {
-			return nil, errTooLarge(limit)
+		if level < 1 || level > 22 {
+			return nil, fmt.Errorf("squashfs: zstd level %d out of range 1-22", level)
 		}
-		n, err := r.Read(dst[len(dst) : limit+1])
-		dst = dst[:len(dst)+n]
-		if err == io.EOF {
-			if len(dst) > limit {
-				return nil, errTooLarge(limit)
+		lvl := zstd.EncoderLevelFromZstd(level)
+		return &codec{name: Zstd, id: compZstd, level: level, make: func() (compressor, error) {
+			// One segment per block: the frame's window is the block itself, which is what
+			// the kernel's decompressor (sized for one block) accepts.
+			enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1),
+				zstd.WithSingleSegment(true), zstd.WithEncoderCRC(false), zstd.WithWindowSize(window))
+			if err != nil {
+				return nil, err
 			}
-			return dst, nil
+			return zstdCompressor{enc}, nil
+		}}, nil
+	case Gzip:
+		if level == 0 {
+			level = 9
 		}
-		if err != nil {
-			return nil, err
+		if level < 1 || level > 9 {
+			return nil, fmt.Errorf("squashfs: gzip level %d out of range 1-9", level)
 		}
+		return &codec{name: Gzip, id: compGzip, level: level, make: func() (compressor, error) {
+			zw, err := zlib.NewWriterLevel(nil, level)
+			if err != nil {
+				return nil, err
+			}
+			return &zlibCompressor{zw: zw}, nil
+		}}, nil
+	case XZ:
+		if level != 0 {
+			return nil, fmt.Errorf("squashfs: xz takes no --level")
+		}
+		// The kernel preallocates a dictionary of one block when no options are given; the
+		// options block says so explicitly (dictionary size, no filters).
+		opts := binary.LittleEndian.AppendUint32(nil, uint32(window))
+		opts = binary.LittleEndian.AppendUint32(opts, 0)
+		cfg := xz.WriterConfig{DictCap: window, CheckSum: xz.CRC32}
+		if err := cfg.Verify(); err != nil {
+			return nil, fmt.Errorf("squashfs: xz: %w", err)
+		}
+		return &codec{name: XZ, id: compXZ, options: opts, make: func() (compressor, error) {
+			return &xzCompressor{cfg: cfg}, nil
+		}}, nil
+	case LZ4:
+		if level < 0 || level > 9 {
+			return nil, fmt.Errorf("squashfs: lz4 level %d out of range 0-9 (0 fast, 1-9 high compression)", level)
+		}
+		// The kernel refuses an lz4 image without its options block: version 1 (the "legacy"
+		// format, which is the plain lz4 block format) and flags, bit 0 meaning high
+		// compression. The flag only informs readers; decoding is the same.
+		var flags uint32
+		if level > 0 {
+			flags = lz4HC
+		}
+		opts := binary.LittleEndian.AppendUint32(nil, lz4Legacy)
+		opts = binary.LittleEndian.AppendUint32(opts, flags)
+		return &codec{name: LZ4, id: compLZ4, level: level, options: opts, make: func() (compressor, error) {
+			if level == 0 {
+				return &lz4Compressor{fast: new(lz4.Compressor)}, nil
+			}
+			return &lz4Compressor{hc: &lz4.CompressorHC{Level: lz4Levels[level-1]}}, nil
+		}}, nil
 	}
+	return nil, fmt.Errorf("squashfs: unknown compressor %q (want zstd, gzip, xz or lz4)", name)
 }
 
-// zlibDecompressor reads the zlib streams squashfs calls gzip.
-type zlibDecompressor struct{ pool sync.Pool }
+type zstdCompressor struct{ enc *zstd.Encoder }
 
-type zlibReader interface {
-	io.ReadCloser
-	zlib.Resetter
+func (z zstdCompressor) compress(dst, src []byte) ([]byte, error) {
+	return z.enc.EncodeAll(src, dst[:0]), nil
 }
 
-func (z *zlibDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
-	br := bytes.NewReader(src)
-	var zr zlibReader
-	if v := z.pool.Get(); v != nil {
-		zr = v.(zlibReader)
-		if err := zr.Reset(br, nil); err != nil {
-			return nil, corrupt("gzip: %v", err)
-		}
-	} else {
-		r, err := zlib.NewReader(br)
-		if err != nil {
-			return nil, corrupt("gzip: %v", err)
-		}
-		zr = r.(zlibReader)
-	}
-	out, err := readLimited(zr, dst, limit)
-	if err != nil {
-		return nil, corrupt("gzip: %v", err)
-	}
-	z.pool.Put(zr)
-	return out, nil
+// appendWriter appends what is written to a slice.
+type appendWriter struct{ b []byte }
+
+func (a *appendWriter) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
 }
 
-// The zstd decoder is shared by every FS: DecodeAll is safe for concurrent use, and one
-// decoder per image would cost its buffers each time.
-var sharedZstd = sync.OnceValues(func() (*zstd.Decoder, error) {
-	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<20),
-		zstd.WithDecoderMaxWindow(8<<20))
-})
-
-type zstdDecompressor struct{ d *zstd.Decoder }
-
-func (z zstdDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
-	out, err := z.d.DecodeAll(src, dst[:0])
-	if err != nil {
-		return nil, corrupt("zstd: %v", err)
-	}
-	if len(out) > limit {
-		return nil, errTooLarge(limit)
-	}
-	return out, nil
+type zlibCompressor struct {
+	zw  *zlib.Writer
+	out appendWriter
 }
 
-// xzDecompressor reads xz streams of one LZMA2 filter; squashfs's BCJ filters are refused.
-type xzDecompressor struct{}
-
-func (xzDecompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
-	if err := checkXzBlock(src, limit); err != nil {
+func (z *zlibCompressor) compress(dst, src []byte) ([]byte, error) {
+	z.out.b = dst[:0]
+	z.zw.Reset(&z.out)
+	if _, err := z.zw.Write(src); err != nil {
 		return nil, err
 	}
-	r, err := xz.ReaderConfig{DictCap: 4096, SingleStream: true}.NewReader(bytes.NewReader(src))
-	if err != nil {
-		return nil, corrupt("xz: %v", err)
+	if err := z.zw.Close(); err != nil {
+		return nil, err
 	}
-	out, err := readLimited(r, dst, limit)
-	if err != nil {
-		return nil, corrupt("xz: %v", err)
-	}
-	return out, nil
+	b := z.out.b
+	z.out.b = nil
+	return b, nil
 }
 
-// checkXzBlock looks at the filters of the first block header of an xz stream: anything but
-// a single LZMA2 filter is unsupported, and an LZMA2 dictionary far above what a block of
-// limit bytes needs is refused before the decoder allocates it.
-func checkXzBlock(src []byte, limit int) error {
-	filters, _ := layer.XzFirstBlockFilters(src)
-	for _, f := range filters {
-		if f.ID != layer.XzLZMA2 {
-			return fmt.Errorf("%w: xz filter %#x (BCJ filters, mksquashfs -Xbcj, are not read)", ErrUnsupported, f.ID)
-		}
-		if f.Dict > max(uint64(limit)*2, 1<<20) {
-			return corrupt("xz block needs a dictionary of %d bytes for at most %d bytes of output", f.Dict, limit)
-		}
+type xzCompressor struct{ cfg xz.WriterConfig }
+
+func (x *xzCompressor) compress(dst, src []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst[:0])
+	w, err := x.cfg.NewWriter(buf)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if _, err := w.Write(src); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
-// lz4Decompressor reads lz4 blocks: the block format, without a frame; the options block
-// (version 1, the only one there is) is checked by Open.
-type lz4Decompressor struct{}
+// lz4Levels are the high-compression levels --level 1-9 choose: the match search depth
+// doubles with each (512 at level 1, 131072 at level 9, past which lz4's 64 KiB window
+// leaves nothing more to find). mksquashfs -Xhc uses liblz4's highest level, 12; level 9
+// here comes closest.
+var lz4Levels = [9]lz4.CompressionLevel{lz4.Level1, lz4.Level2, lz4.Level3, lz4.Level4, lz4.Level5,
+	lz4.Level6, lz4.Level7, lz4.Level8, lz4.Level9}
 
-func (lz4Decompressor) decompress(dst, src []byte, limit int) ([]byte, error) {
-	if len(src) == 0 {
-		return nil, corrupt("lz4: an empty block")
+// lz4Compressor writes lz4 blocks (the block format, not the frame format: squashfs's block
+// header already holds the sizes), with the fast compressor or the high-compression one.
+type lz4Compressor struct {
+	fast *lz4.Compressor
+	hc   *lz4.CompressorHC
+}
+
+func (c *lz4Compressor) compress(dst, src []byte) ([]byte, error) {
+	// Room for the worst case, so that compression always succeeds; a block that comes out
+	// no smaller than it went in is stored raw by the caller, as with the other codecs.
+	bound := lz4.CompressBlockBound(len(src))
+	if cap(dst) < bound {
+		dst = make([]byte, bound)
 	}
-	if cap(dst) < limit {
-		dst = make([]byte, limit)
+	dst = dst[:bound]
+	var n int
+	var err error
+	if c.hc != nil {
+		n, err = c.hc.CompressBlock(src, dst)
+	} else {
+		n, err = c.fast.CompressBlock(src, dst)
 	}
-	// The decoder writes only inside dst[:limit] and fails when the block needs more.
-	n, err := lz4.UncompressBlock(src, dst[:limit])
 	if err != nil {
-		return nil, corrupt("lz4: %v (or a block that decodes to more than %d bytes)", err, limit)
+		return nil, err
 	}
 	return dst[:n], nil
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	sqfswriter "github.com/ocirender/ocirender/export/squashfs"
 	"github.com/ocirender/ocirender/index"
 	"github.com/ocirender/ocirender/squashfs"
 )
@@ -38,8 +37,8 @@ func FuzzOpen(f *testing.F) {
 		{Path: "p", Type: index.Fifo, Mode: 0o600},
 	}
 	ix, layers := build(f, small...)
-	for _, comp := range []string{sqfswriter.Gzip, sqfswriter.Zstd, sqfswriter.XZ, sqfswriter.LZ4} {
-		img := writeImage(f, ix, layers, sqfswriter.Options{Compression: comp, BlockSize: 4096})
+	for _, comp := range []string{squashfs.Gzip, squashfs.Zstd, squashfs.XZ, squashfs.LZ4} {
+		img := writeImage(f, ix, layers, squashfs.Options{Compression: comp, BlockSize: 4096})
 		sq, err := squashfs.Open(bytes.NewReader(img), int64(len(img)))
 		if err != nil {
 			f.Fatal(err)

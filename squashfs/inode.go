@@ -6,32 +6,6 @@ import (
 	"math"
 )
 
-// Type is the file type of an inode, numbered as squashfs's basic inode types.
-type Type uint8
-
-// The file types.
-const (
-	Dir Type = iota + 1
-	Reg
-	Symlink
-	Block
-	Char
-	Fifo
-	Socket
-)
-
-// extended is what the extended form of a basic type adds to its number.
-const extended = 7
-
-var typeNames = [...]string{"?", "dir", "file", "symlink", "block", "char", "fifo", "socket"}
-
-func (t Type) String() string {
-	if int(t) < len(typeNames) {
-		return typeNames[t]
-	}
-	return fmt.Sprintf("type(%d)", uint8(t))
-}
-
 // Inode is the metadata of one inode. Hard links are entries that name the same inode:
 // the same Number (and, in images of mksquashfs or ocirender, the same Ref).
 type Inode struct {
@@ -70,7 +44,7 @@ type Inode struct {
 func (in *Inode) HasXattrs() bool { return in.xattr != noXattr }
 
 // listingLen is the number of bytes of the directory's listing.
-func (in *Inode) listingLen() int64 { return max(in.Size-3, 0) }
+func (in *Inode) listingLen() int64 { return max(in.Size-dirSizeExtra, 0) }
 
 // Root returns the root directory's inode.
 func (fs *FS) Root() (*Inode, error) {
@@ -194,7 +168,7 @@ func (fs *FS) parseInode(m *metaReader) (*Inode, error) {
 		}
 		in.Nlink = le.Uint32(p)
 		dev := le.Uint32(p[4:])
-		in.Devmajor, in.Devminor = dev>>8&0xfff, dev&0xff|dev>>12&0xfff00
+		in.Devmajor, in.Devminor = decodeDev(dev)
 		if in.Extended {
 			in.xattr = le.Uint32(p[8:])
 		}

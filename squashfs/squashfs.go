@@ -1,13 +1,65 @@
-// Package squashfs reads squashfs 4.0 images: the superblock, the inode, directory, id,
-// fragment and xattr tables, and file contents, without mounting anything, without
-// squashfuse and without cgo.
+// Package squashfs is ocirender's squashfs 4.0: the on-disk format, a writer that turns the
+// merged tree of an index into an image the Linux kernel mounts, and a reader that opens any
+// image (ours or mksquashfs's) without mounting it, all without mksquashfs, squashfuse or
+// cgo.
 //
-// It exists so that ocirender can check an image it (or mksquashfs) wrote without trusting
-// the writer: package verify walks an FS and compares it with the merged index. Writing
-// images is another job, done by package export/squashfs; the two share no code, so a
-// misreading of the format in one is not silently repeated by the other.
+// The format (superblock, constants, inode types, compressor ids, metadata blocks) is
+// defined once, in format.go and meta.go, and shared by Write and Open. Sharing it means a
+// misreading of the format would be repeated by both, so neither judges the other alone:
+// the writer's tests have the kernel, unsquashfs and squashfuse read its images, and the
+// reader's read mksquashfs's images as well as ours.
 //
-// # Using it
+// It leaves to others what is not squashfs: merging layers into a tree (packages overlay and
+// index), reading layer content (Write takes it as export.Layers), comparing an image with
+// the image it came from (package verify walks an FS against the index), the output file
+// and its temporary name (export.WriteFileAtomic, called by the module root's Convert), and
+// mounting (the kernel or squashfuse; ocimount mounts the index, not a squashfs).
+//
+// # Writing
+//
+//	f, _ := os.Create("rootfs.sqfs")
+//	err := squashfs.Write(ctx, f, ix, layers, squashfs.Options{Compression: squashfs.Zstd})
+//
+// # What Write writes
+//
+// Every inode type (directory, file, symlink, character and block device, fifo, socket); the
+// basic inode form wherever it can hold the inode and the extended form where it is needed
+// (xattrs, hard-linked files, files or positions beyond 4 GiB, holes, large or indexed
+// directories). Hard links are one inode with its link count. Owners go through the id table
+// (at most 65535 distinct uids and gids: the superblock counts them in 16 bits). Xattrs in the
+// user., trusted. and security. namespaces are kept byte-exact; identical sets are stored once
+// and a value seen before is stored as a reference to its first copy. Other namespaces cannot
+// be expressed in squashfs: they are left out with a notice.
+//
+// File data is cut into blocks (128 KiB by default). A block of zeros is a hole (no bytes on
+// disk), a block that does not compress is stored raw. The tail of every file (and every file
+// smaller than a block) is packed into fragment blocks. Files with identical content share
+// their blocks and tails; identical tails of different files are stored once.
+//
+// Directories list their entries bytewise sorted, under headers of at most 256 entries that
+// also start anew when the inode block changes, the inode number delta leaves 16 bits or the
+// listing enters a new metadata block; a directory whose listing spans metadata blocks gets a
+// directory index. Options.Exportable adds the NFS export table.
+//
+// Tables follow the data in the order the kernel checks since 5.11: inode table, directory
+// table, fragment table, export table, id table, xattr table, each lookup table's index
+// immediately followed by the next table; the image is padded to 4 KiB.
+//
+// # Time
+//
+// Squashfs stores times in whole seconds (unsigned 32 bits): mtimes are truncated to the
+// second (and clamped to 1970..2106), directories included. The superblock's creation time
+// is Options.MkfsTime, by default the newest mtime in the tree, so the same image always gives
+// the same bytes.
+//
+// # Order and memory
+//
+// File data streams through Options.Threads compressor goroutines and is written in a fixed
+// order (files sorted by layer and offset, which is also the fastest order to read them), so
+// the output does not depend on the number of threads. At most 2×Threads+2 blocks are in
+// flight. Metadata (inodes, directories, tables) is built in memory, compressed.
+//
+// # Reading
 //
 //	f, _ := os.Open("rootfs.sqfs")
 //	fi, _ := f.Stat()
@@ -40,22 +92,17 @@
 // table it belongs to before it is used, so a corrupt or hostile image gives an error
 // wrapping ErrCorrupt, never a panic or an allocation the image's own size does not
 // justify: metadata blocks decode to at most 8 KiB, data blocks to at most the block size,
-// symlink targets are at most 4096 bytes, xattr values 64 KiB (4 MiB for the set of
-// one inode), names 256 bytes, a directory at most 1 Mi entries, and a file's block list is read as the file is, never
-// loaded whole. Walk refuses a directory inode or listing met twice, which is how a cycle
+// symlink targets are at most 4096 bytes, xattr values 64 KiB (4 MiB for the set of one
+// inode), names 256 bytes, a directory at most 1 Mi entries, and a file's block list is
+// read as the file is, never loaded whole. Walk refuses a directory inode or listing met twice, which is how a cycle
 // (or a tree made to look exponentially large) shows itself, and a tree deeper than
 // MaxDepth. Names are checked: "", ".", "..", and names with "/" or NUL are corrupt, and so
 // are two entries of one directory with the same name.
 package squashfs
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"math/bits"
-	"sync"
-	"time"
 )
 
 // Errors callers may branch on; the errors returned wrap them with details.
@@ -68,306 +115,11 @@ var (
 	ErrUnsupported = errors.New("squashfs: unsupported")
 	// ErrCorrupt: the image breaks the format.
 	ErrCorrupt = errors.New("squashfs: corrupt image")
+	// ErrTooManyIDs: Write was given a tree with more distinct uids and gids than the id
+	// table can count.
+	ErrTooManyIDs = errors.New("squashfs: more than 65535 distinct uids and gids")
 )
 
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
-}
-
-// On-disk constants of squashfs 4.0 (little endian throughout).
-const (
-	magic        = 0x73717368 // "hsqs"
-	magicSwapped = 0x68737173 // "sqsh": big-endian images (squashfs 1-3)
-	superSize    = 96
-	metaSize     = 8192    // uncompressed size of a metadata block, at most
-	metaRaw      = 1 << 15 // metadata block header bit: stored uncompressed
-	dataRaw      = 1 << 24 // data/fragment block size word bit: stored uncompressed
-	noFragment   = 0xffffffff
-	noXattr      = 0xffffffff
-	noTable      = ^uint64(0)
-	maxDirCount  = 256 // entries after one directory header
-	maxNameLen   = 256
-	maxSymlink   = 4096    // the kernel refuses longer targets (PAGE_SIZE)
-	maxXattrSize = 1 << 16 // Linux's XATTR_SIZE_MAX
-	maxDirLen    = 1 << 20 // entries of one directory
-	// MaxDepth bounds how deep Walk descends.
-	MaxDepth = 4096
-)
-
-// Compressor ids of the superblock.
-const (
-	compGzip = 1
-	compLZMA = 2
-	compLZO  = 3
-	compXZ   = 4
-	compLZ4  = 5
-	compZstd = 6
-)
-
-// lz4Legacy is the version of the lz4 compressor options: the lz4 block format.
-const lz4Legacy = 1
-
-var compNames = map[uint16]string{compGzip: "gzip", compLZMA: "lzma", compLZO: "lzo", compXZ: "xz",
-	compLZ4: "lz4", compZstd: "zstd"}
-
-// superblock is the first 96 bytes of an image.
-type superblock struct {
-	inodes        uint32
-	mkfsTime      uint32
-	blockSize     uint32
-	fragments     uint32
-	compression   uint16
-	blockLog      uint16
-	flags         uint16
-	ids           uint16
-	major, minor  uint16
-	rootInode     uint64
-	bytesUsed     uint64
-	idTable       uint64
-	xattrIDTable  uint64
-	inodeTable    uint64
-	dirTable      uint64
-	fragmentTable uint64
-	exportTable   uint64
-}
-
-const flagCompOpts = 0x0400
-
-func parseSuper(b []byte) superblock {
-	le := binary.LittleEndian
-	return superblock{
-		inodes:        le.Uint32(b[4:]),
-		mkfsTime:      le.Uint32(b[8:]),
-		blockSize:     le.Uint32(b[12:]),
-		fragments:     le.Uint32(b[16:]),
-		compression:   le.Uint16(b[20:]),
-		blockLog:      le.Uint16(b[22:]),
-		flags:         le.Uint16(b[24:]),
-		ids:           le.Uint16(b[26:]),
-		major:         le.Uint16(b[28:]),
-		minor:         le.Uint16(b[30:]),
-		rootInode:     le.Uint64(b[32:]),
-		bytesUsed:     le.Uint64(b[40:]),
-		idTable:       le.Uint64(b[48:]),
-		xattrIDTable:  le.Uint64(b[56:]),
-		inodeTable:    le.Uint64(b[64:]),
-		dirTable:      le.Uint64(b[72:]),
-		fragmentTable: le.Uint64(b[80:]),
-		exportTable:   le.Uint64(b[88:]),
-	}
-}
-
-// FS is an opened squashfs image.
-type FS struct {
-	r      io.ReaderAt
-	sb     superblock
-	bs     int
-	dec    decompressor
-	dirEnd uint64 // the directory table lies in [sb.dirTable, dirEnd)
-	ids    []uint32
-
-	meta  blockCache[uint64]
-	frags blockCache[uint32]
-
-	xattrOnce sync.Once
-	xattrErr  error
-	kvStart   uint64 // start of the xattr key/value table
-	xattrIDs  uint32 // entries of the xattr id table
-}
-
-// Open reads the superblock, the id table and the root inode of the image r holds in its
-// first size bytes. r must stay readable while the FS is used.
-func Open(r io.ReaderAt, size int64) (*FS, error) {
-	var b [superSize]byte
-	if size < superSize {
-		return nil, fmt.Errorf("%w: %d bytes, shorter than a superblock", ErrNotSquashfs, size)
-	}
-	if _, err := r.ReadAt(b[:], 0); err != nil {
-		return nil, fmt.Errorf("squashfs: reading the superblock: %w", err)
-	}
-	switch binary.LittleEndian.Uint32(b[:]) {
-	case magic:
-	case magicSwapped:
-		return nil, fmt.Errorf("%w: a big-endian image (squashfs 3 or older)", ErrUnsupported)
-	default:
-		return nil, fmt.Errorf("%w: no \"hsqs\" magic", ErrNotSquashfs)
-	}
-	sb := parseSuper(b[:])
-	if sb.major != 4 || sb.minor != 0 {
-		return nil, fmt.Errorf("%w: version %d.%d (want 4.0)", ErrUnsupported, sb.major, sb.minor)
-	}
-	bs := sb.blockSize
-	if bs < 4096 || bs > 1<<20 || bs&(bs-1) != 0 {
-		return nil, corrupt("block size %d is not a power of two from 4 KiB to 1 MiB", bs)
-	}
-	if int(sb.blockLog) != bits.TrailingZeros32(bs) {
-		return nil, corrupt("block log %d does not match block size %d", sb.blockLog, bs)
-	}
-	if sb.bytesUsed > uint64(size) {
-		return nil, corrupt("the superblock counts %d bytes, the image has %d: truncated", sb.bytesUsed, size)
-	}
-	if sb.inodeTable < superSize || sb.inodeTable >= sb.dirTable || sb.dirTable > sb.bytesUsed {
-		return nil, corrupt("inode table at %d, directory table at %d, %d bytes used", sb.inodeTable, sb.dirTable, sb.bytesUsed)
-	}
-	if sb.ids == 0 {
-		return nil, corrupt("empty id table")
-	}
-	fs := &FS{r: r, sb: sb, bs: int(bs)}
-	fs.meta.init(256)
-	fs.frags.init(16)
-	var err error
-	if fs.dec, err = newDecompressor(sb.compression); err != nil {
-		return nil, err
-	}
-	if sb.flags&flagCompOpts != 0 {
-		if err := fs.readCompOptions(); err != nil {
-			return nil, err
-		}
-	} else if sb.compression == compLZ4 {
-		// The kernel refuses to mount such an image, and mksquashfs never writes one.
-		return nil, corrupt("an lz4 image without its compressor options")
-	}
-	// The directory table ends where the next table (or its first metadata block) starts.
-	fs.dirEnd = sb.bytesUsed
-	for _, t := range []uint64{sb.fragmentTable, sb.exportTable, sb.idTable, sb.xattrIDTable} {
-		if t != noTable && t > sb.dirTable && t < fs.dirEnd {
-			fs.dirEnd = t
-		}
-	}
-	if err := fs.readIDs(); err != nil {
-		return nil, err
-	}
-	root, err := fs.Root()
-	if err != nil {
-		return nil, err
-	}
-	if root.Type != Dir {
-		return nil, corrupt("the root inode is a %s", root.Type)
-	}
-	return fs, nil
-}
-
-// BlockSize is the data block size.
-func (fs *FS) BlockSize() int { return fs.bs }
-
-// Compression names the compressor: gzip, xz, lz4 or zstd.
-func (fs *FS) Compression() string { return compNames[fs.sb.compression] }
-
-// Inodes is the number of inodes the superblock counts.
-func (fs *FS) Inodes() uint32 { return fs.sb.inodes }
-
-// Fragments is the number of fragment blocks.
-func (fs *FS) Fragments() uint32 { return fs.sb.fragments }
-
-// ModTime is the creation time the superblock records.
-func (fs *FS) ModTime() time.Time { return time.Unix(int64(fs.sb.mkfsTime), 0) }
-
-// BytesUsed is the length of the image without its padding.
-func (fs *FS) BytesUsed() int64 { return int64(fs.sb.bytesUsed) }
-
-// readCompOptions checks the compressor options block that follows the superblock.
-func (fs *FS) readCompOptions() error {
-	m, err := fs.metaAt(superSize, 0, fs.sb.inodeTable)
-	if err != nil {
-		return fmt.Errorf("compressor options: %w", err)
-	}
-	if fs.sb.compression == compXZ {
-		var o [8]byte
-		if err := m.read(o[:]); err != nil {
-			return fmt.Errorf("compressor options: %w", err)
-		}
-		if dict := binary.LittleEndian.Uint32(o[:]); dict > 1<<20 && dict > uint32(fs.bs) {
-			return corrupt("xz dictionary of %d bytes, above the block size", dict)
-		}
-	}
-	if fs.sb.compression == compLZ4 {
-		// {version, flags}: version 1 is the lz4 block format, the only one the kernel and
-		// squashfs-tools read. The flags (bit 0: written with lz4 HC) do not change decoding
-		// and, as in the kernel, are not checked.
-		o, _, err := fs.metaBlock(superSize, fs.sb.inodeTable)
-		if err != nil {
-			return fmt.Errorf("compressor options: %w", err)
-		}
-		if len(o) < 8 {
-			return corrupt("lz4 compressor options of %d bytes, want 8", len(o))
-		}
-		if v := binary.LittleEndian.Uint32(o); v != lz4Legacy {
-			return fmt.Errorf("%w: lz4 stream format version %d (only version 1 is known)", ErrUnsupported, v)
-		}
-	}
-	return nil
-}
-
-// readIDs loads the id table.
-func (fs *FS) readIDs() error {
-	n := int(fs.sb.ids)
-	raw, err := fs.lookupTable(fs.sb.idTable, n*4)
-	if err != nil {
-		return fmt.Errorf("id table: %w", err)
-	}
-	fs.ids = make([]uint32, n)
-	for i := range fs.ids {
-		fs.ids[i] = binary.LittleEndian.Uint32(raw[4*i:])
-	}
-	return nil
-}
-
-// lookupTable reads a whole table of n bytes stored as metadata blocks whose positions are
-// listed at at (one u64 per 8 KiB of table).
-func (fs *FS) lookupTable(at uint64, n int) ([]byte, error) {
-	blocks := (n + metaSize - 1) / metaSize
-	if at == noTable || at > fs.sb.bytesUsed || uint64(blocks)*8 > fs.sb.bytesUsed-at {
-		return nil, corrupt("table index at %d (%d blocks) outside the image", at, blocks)
-	}
-	idx := make([]byte, 8*blocks)
-	if _, err := fs.r.ReadAt(idx, int64(at)); err != nil {
-		return nil, fmt.Errorf("squashfs: %w", err)
-	}
-	out := make([]byte, 0, n)
-	for i := range blocks {
-		m, err := fs.metaAt(binary.LittleEndian.Uint64(idx[8*i:]), 0, fs.sb.bytesUsed)
-		if err != nil {
-			return nil, err
-		}
-		k := min(metaSize, n-len(out))
-		out = out[:len(out)+k]
-		if err := m.read(out[len(out)-k:]); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// lookupEntry reads entry i (size bytes each) of a table whose index starts at at.
-func (fs *FS) lookupEntry(at uint64, i uint64, p []byte) error {
-	size := uint64(len(p))
-	blk, off := i*size/metaSize, i*size%metaSize
-	if at == noTable || at > fs.sb.bytesUsed || blk >= (fs.sb.bytesUsed-at)/8 {
-		return corrupt("table index entry %d at %d outside the image", blk, at)
-	}
-	var ptr [8]byte
-	if _, err := fs.r.ReadAt(ptr[:], int64(at+8*blk)); err != nil {
-		return fmt.Errorf("squashfs: %w", err)
-	}
-	m, err := fs.metaAt(binary.LittleEndian.Uint64(ptr[:]), int(off), fs.sb.bytesUsed)
-	if err != nil {
-		return err
-	}
-	return m.read(p)
-}
-
-// readAt reads exactly len(p) bytes at off, which must lie within the used part of the
-// image.
-func (fs *FS) readAt(p []byte, off uint64) error {
-	if off > fs.sb.bytesUsed || uint64(len(p)) > fs.sb.bytesUsed-off {
-		return corrupt("%d bytes at %d lie beyond the %d bytes used", len(p), off, fs.sb.bytesUsed)
-	}
-	n, err := fs.r.ReadAt(p, int64(off))
-	if n == len(p) {
-		return nil
-	}
-	if err == nil || err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("squashfs: reading %d bytes at %d: %w", len(p), off, err)
 }

@@ -10,11 +10,8 @@ type Xattr struct {
 	Name, Value string
 }
 
-// Xattr name prefixes by type, and the flag of a value stored out of line.
-var xattrPrefixes = [...]string{"user.", "trusted.", "security."}
-
+// Limits of the reader.
 const (
-	xattrOOL      = 0x0100
 	maxXattrCount = 1 << 16
 	// maxXattrSet bounds the names and values of one set: out-of-line values let a few
 	// bytes of table name the same 64 KiB value any number of times.

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/ocirender/ocirender/export"
-	sqfswriter "github.com/ocirender/ocirender/export/squashfs"
 	"github.com/ocirender/ocirender/index"
 	"github.com/ocirender/ocirender/internal/imagetest"
 	"github.com/ocirender/ocirender/squashfs"
@@ -110,7 +109,7 @@ func TestSourcesAgree(t *testing.T) {
 		f, err := os.Create(p)
 		check(t, err)
 		defer f.Close()
-		check(t, sqfswriter.Write(context.Background(), f, ix, layers, sqfswriter.Options{BlockSize: 4096}))
+		check(t, squashfs.Write(context.Background(), f, ix, layers, squashfs.Options{BlockSize: 4096}))
 		fi, err := f.Stat()
 		check(t, err)
 		sq, err := squashfs.Open(f, fi.Size())

@@ -14,8 +14,8 @@ import (
 
 	"github.com/ocirender/ocirender"
 	"github.com/ocirender/ocirender/export"
-	"github.com/ocirender/ocirender/export/squashfs"
 	"github.com/ocirender/ocirender/internal/cli"
+	"github.com/ocirender/ocirender/squashfs"
 )
 
 type exportFlags struct {

@@ -30,11 +30,6 @@ func (x *xattrTable) init(c compressor, notice func(string)) {
 
 func (x *xattrTable) count() int { return len(x.ids) / 16 }
 
-var xattrPrefixes = []struct {
-	prefix string
-	typ    uint16
-}{{"user.", xattrUser}, {"trusted.", xattrTrusted}, {"security.", xattrSecurity}}
-
 // add records set (once) in the tables.
 func (x *xattrTable) add(set []index.Xattr, path func() string) error {
 	if len(set) == 0 {
@@ -103,9 +98,9 @@ func (x *xattrTable) id(set []index.Xattr) uint32 {
 }
 
 func splitXattr(full string) (typ uint16, name string, ok bool) {
-	for _, p := range xattrPrefixes {
-		if rest, found := strings.CutPrefix(full, p.prefix); found {
-			return p.typ, rest, true
+	for typ, p := range xattrPrefixes {
+		if rest, found := strings.CutPrefix(full, p); found {
+			return uint16(typ), rest, true
 		}
 	}
 	return 0, "", false

@@ -1,44 +1,3 @@
-// Package squashfs writes the merged tree of an index as a squashfs 4.0 image that the Linux
-// kernel mounts, without mksquashfs and without cgo.
-//
-// # What is written
-//
-// Every inode type (directory, file, symlink, character and block device, fifo, socket); the
-// basic inode form wherever it can hold the inode and the extended form where it is needed
-// (xattrs, hard-linked files, files or positions beyond 4 GiB, holes, large or indexed
-// directories). Hard links are one inode with its link count. Owners go through the id table
-// (at most 65535 distinct uids and gids: the superblock counts them in 16 bits). Xattrs in the
-// user., trusted. and security. namespaces are kept byte-exact; identical sets are stored once
-// and a value seen before is stored as a reference to its first copy. Other namespaces cannot
-// be expressed in squashfs: they are left out with a notice.
-//
-// File data is cut into blocks (128 KiB by default). A block of zeros is a hole (no bytes on
-// disk), a block that does not compress is stored raw. The tail of every file (and every file
-// smaller than a block) is packed into fragment blocks. Files with identical content share
-// their blocks and tails; identical tails of different files are stored once.
-//
-// Directories list their entries bytewise sorted, under headers of at most 256 entries that
-// also start anew when the inode block changes, the inode number delta leaves 16 bits or the
-// listing enters a new metadata block; a directory whose listing spans metadata blocks gets a
-// directory index. Options.Exportable adds the NFS export table.
-//
-// Tables follow the data in the order the kernel checks since 5.11: inode table, directory
-// table, fragment table, export table, id table, xattr table, each lookup table's index
-// immediately followed by the next table; the image is padded to 4 KiB.
-//
-// # Time
-//
-// Squashfs stores times in whole seconds (unsigned 32 bits): mtimes are truncated to the
-// second (and clamped to 1970..2106), directories included. The superblock's creation time
-// is Options.MkfsTime, by default the newest mtime in the tree, so the same image always gives
-// the same bytes.
-//
-// # Order and memory
-//
-// File data streams through Options.Threads compressor goroutines and is written in a fixed
-// order (files sorted by layer and offset, which is also the fastest order to read them), so
-// the output does not depend on the number of threads. At most 2×Threads+2 blocks are in
-// flight. Metadata (inodes, directories, tables) is built in memory, compressed.
 package squashfs
 
 import (
@@ -131,6 +90,8 @@ func Write(ctx context.Context, w io.WriterAt, ix *index.Index, layers export.La
 		compression: codec.id,
 		blockLog:    uint16(bits.TrailingZeros(uint(bs))),
 		ids:         uint16(len(b.ids)),
+		major:       versionMajor,
+		minor:       versionMinor,
 		rootInode:   root,
 	}
 	if dp.dups {

@@ -11,10 +11,6 @@ import (
 	"github.com/ocirender/ocirender/index"
 )
 
-// ErrTooManyIDs is returned when the tree has more distinct uids and gids than the id table
-// can count.
-var ErrTooManyIDs = errors.New("squashfs: more than 65535 distinct uids and gids")
-
 // builder turns the index into inodes, directories and tables.
 //
 // Inodes are numbered, and written, in post-order: a directory's subdirectories (each with its
@@ -188,7 +184,7 @@ type kidRef struct {
 	name string
 	ref  uint64 // inode reference
 	num  uint32
-	typ  uint16 // basic type
+	typ  Type // basic type
 }
 
 // dirIndex is one entry of a directory index.
@@ -290,7 +286,7 @@ func (b *builder) writeListing(kids []kidRef) listing {
 		for _, k := range kids[i : i+n] {
 			buf = le.AppendUint16(buf, uint16(k.ref))
 			buf = le.AppendUint16(buf, uint16(int16(int64(k.num)-int64(first.num))))
-			buf = le.AppendUint16(buf, k.typ)
+			buf = le.AppendUint16(buf, uint16(k.typ))
 			buf = le.AppendUint16(buf, uint16(len(k.name)-1))
 			buf = append(buf, k.name...)
 		}
@@ -301,22 +297,22 @@ func (b *builder) writeListing(kids []kidRef) listing {
 	return l
 }
 
-func basicType(t index.Type) uint16 {
+func basicType(t index.Type) Type {
 	switch t {
 	case index.Dir:
-		return typeDir
+		return Dir
 	case index.Reg:
-		return typeReg
+		return Reg
 	case index.Symlink:
-		return typeSymlink
+		return Symlink
 	case index.Block:
-		return typeBlock
+		return Block
 	case index.Char:
-		return typeChar
+		return Char
 	case index.Fifo:
-		return typeFifo
+		return Fifo
 	}
-	return typeSocket
+	return Socket
 }
 
 // writeInode writes the inode of entry id; directories pass their parent's number and listing.
@@ -401,7 +397,7 @@ func (b *builder) writeInode(id index.ID, parent uint32, l *listing) (kidRef, er
 		t += extended
 	}
 	hdr := make([]byte, 0, 16+len(body))
-	hdr = le.AppendUint16(hdr, t)
+	hdr = le.AppendUint16(hdr, uint16(t))
 	mode := uint16(in.Mode & 07777)
 	if in.Type == index.Symlink {
 		mode = 0o777 // what Linux reports for every symlink

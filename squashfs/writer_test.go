@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,14 +12,15 @@ import (
 	"testing"
 
 	"github.com/ocirender/ocirender/export"
-	"github.com/ocirender/ocirender/export/squashfs"
 	"github.com/ocirender/ocirender/index"
 	"github.com/ocirender/ocirender/internal/treetest"
+	"github.com/ocirender/ocirender/squashfs"
 	"github.com/ocirender/ocirender/verify"
 )
 
-// writeImage writes the tree as a squashfs file in a temporary directory.
-func writeImage(t testing.TB, ix *index.Index, layers export.Layers, opts squashfs.Options) string {
+// writeImageFile writes the tree as a squashfs file in a temporary directory and returns
+// its path.
+func writeImageFile(t testing.TB, ix *index.Index, layers export.Layers, opts squashfs.Options) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "img.sqfs")
 	f, err := os.Create(p)
@@ -163,19 +163,9 @@ func judge(t *testing.T, img string, want []verify.Entry) {
 	t.Run("squashfuse", func(t *testing.T) { judgeSquashfuse(t, img, want) })
 }
 
-func randomBytes(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 1))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
-var capability = "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-
-// everyType has one of everything squashfs can hold.
-func everyType(bs int) []node {
+// judgedTree has one of everything squashfs can hold, and an xattr it cannot: the tree
+// the kernel, unsquashfs and squashfuse judge.
+func judgedTree(bs int) []node {
 	shared := strings.Repeat("shared value ", 5)
 	text := strings.Repeat("squashfs lorem ipsum ", 20000)
 	return []node{
@@ -235,9 +225,9 @@ func TestEveryType(t *testing.T) {
 	for _, c := range codecs {
 		for _, bs := range []int{4096, squashfs.DefaultBlockSize} {
 			t.Run(fmt.Sprintf("%s/%d", c.name, bs), func(t *testing.T) {
-				ix, layers := build(t, everyType(bs)...)
+				ix, layers := build(t, judgedTree(bs)...)
 				var notices []string
-				img := writeImage(t, ix, layers, squashfs.Options{Compression: c.comp, Level: c.level, BlockSize: bs,
+				img := writeImageFile(t, ix, layers, squashfs.Options{Compression: c.comp, Level: c.level, BlockSize: bs,
 					Exportable: bs == 4096, Notice: func(m string) { notices = append(notices, m) }})
 				if len(notices) != 1 || !strings.Contains(notices[0], "system.posix_acl_access") {
 					t.Errorf("notices = %q, want one about system.posix_acl_access", notices)
@@ -248,9 +238,9 @@ func TestEveryType(t *testing.T) {
 	}
 }
 
-func TestEmptyRoot(t *testing.T) {
+func TestWriteEmptyRoot(t *testing.T) {
 	ix, layers := build(t)
-	img := writeImage(t, ix, layers, squashfs.Options{})
+	img := writeImageFile(t, ix, layers, squashfs.Options{})
 	judge(t, img, expect(t, ix, layers))
 }
 
@@ -270,7 +260,7 @@ func TestDirectorySizes(t *testing.T) {
 		nodes = append(nodes, regN(fmt.Sprintf("big/%s-%06d", strings.Repeat("x", i%40), i), fmt.Sprint(i%1000)))
 	}
 	ix, layers := build(t, nodes...)
-	img := writeImage(t, ix, layers, squashfs.Options{Exportable: true})
+	img := writeImageFile(t, ix, layers, squashfs.Options{Exportable: true})
 	want := expect(t, ix, layers)
 	judge(t, img, want)
 	// Lookups go through the directory index; stat some names directly.
@@ -299,7 +289,7 @@ func TestHugeSparseFiles(t *testing.T) {
 		node{Path: "zeros-1g", Type: index.Reg, Mode: 0o644, Zeros: 1 << 30},
 		node{Path: "over-4g", Type: index.Reg, Mode: 0o644, Zeros: 4<<30 + 12345},
 	)
-	img := writeImage(t, ix, layers, squashfs.Options{})
+	img := writeImageFile(t, ix, layers, squashfs.Options{})
 	if fi, err := os.Stat(img); err != nil || fi.Size() > 1<<20 {
 		t.Errorf("image of 5 GiB of zeros: %v bytes, %v; want under 1 MiB", fi.Size(), err)
 	}
@@ -317,7 +307,7 @@ func TestDedup(t *testing.T) {
 		node{Path: "c", Type: index.Reg, Mode: 0o644, Body: random[:bs+100]}, // same size as no other
 		node{Path: "d", Type: index.Reg, Mode: 0o644, Body: random[8*bs:]},   // a's tail
 	)
-	img := writeImage(t, ix, layers, squashfs.Options{})
+	img := writeImageFile(t, ix, layers, squashfs.Options{})
 	fi, err := os.Stat(img)
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +325,7 @@ func TestIncompressible(t *testing.T) {
 	const size = 16 * squashfs.DefaultBlockSize
 	ix, layers := build(t, node{Path: "random", Type: index.Reg, Mode: 0o644, Body: randomBytes(9, size)})
 	for _, c := range codecs {
-		img := writeImage(t, ix, layers, squashfs.Options{Compression: c.comp, Level: c.level})
+		img := writeImageFile(t, ix, layers, squashfs.Options{Compression: c.comp, Level: c.level})
 		if fi, err := os.Stat(img); err != nil || fi.Size() > size+4096 {
 			t.Errorf("%s: image of %d random bytes = %d bytes, %v; want at most %d", c.name, size, fi.Size(), err, size+4096)
 		}
@@ -343,7 +333,7 @@ func TestIncompressible(t *testing.T) {
 }
 
 func TestReproducible(t *testing.T) {
-	nodes := everyType(4096)
+	nodes := judgedTree(4096)
 	for i := range 300 {
 		nodes = append(nodes, node{Path: fmt.Sprintf("f%d", i), Type: index.Reg, Mode: 0o644,
 			Body: bytes.Repeat([]byte{byte(i)}, i*97)})
@@ -351,7 +341,7 @@ func TestReproducible(t *testing.T) {
 	ix, layers := build(t, nodes...)
 	var first []byte
 	for _, threads := range []int{1, 2, 8} {
-		img := writeImage(t, ix, layers, squashfs.Options{Threads: threads, BlockSize: 4096})
+		img := writeImageFile(t, ix, layers, squashfs.Options{Threads: threads, BlockSize: 4096})
 		b, err := os.ReadFile(img)
 		if err != nil {
 			t.Fatal(err)

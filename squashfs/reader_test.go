@@ -15,30 +15,13 @@ import (
 	"strings"
 	"testing"
 
-	sqfswriter "github.com/ocirender/ocirender/export/squashfs"
 	"github.com/ocirender/ocirender/index"
-	"github.com/ocirender/ocirender/internal/treetest"
 	"github.com/ocirender/ocirender/squashfs"
 	"github.com/ocirender/ocirender/verify"
 )
 
-// The trees of these tests are built by internal/treetest.
-type node = treetest.Node
-
-var (
-	dirN  = treetest.Dir
-	regN  = treetest.Reg
-	symN  = treetest.Sym
-	hardN = treetest.Hard
-	build = treetest.Build
-	// expect is what a reader of our image of ix must show.
-	expect = treetest.SquashfsWant
-)
-
-const epoch = treetest.Epoch
-
 // writeImage writes ix with our writer and returns the image's bytes.
-func writeImage(t testing.TB, ix *index.Index, layers []io.ReaderAt, opts sqfswriter.Options) []byte {
+func writeImage(t testing.TB, ix *index.Index, layers []io.ReaderAt, opts squashfs.Options) []byte {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "img.sqfs")
 	f, err := os.Create(p)
@@ -46,7 +29,7 @@ func writeImage(t testing.TB, ix *index.Index, layers []io.ReaderAt, opts sqfswr
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := sqfswriter.Write(context.Background(), f, ix, layers, opts); err != nil {
+	if err := squashfs.Write(context.Background(), f, ix, layers, opts); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	b, err := os.ReadFile(p)
@@ -175,17 +158,6 @@ func same(t testing.TB, who string, want, got []verify.Entry) {
 	t.Errorf("%s: the reader's tree differs (want = source, got = reader):\n%s", who, strings.Join(lines, "\n"))
 }
 
-func randomBytes(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 1))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
-var capability = "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-
 // everyType has one of everything squashfs holds, for block size bs.
 func everyType(bs int) []node {
 	shared := strings.Repeat("shared value ", 5) // long enough to be stored out of line once seen
@@ -255,8 +227,8 @@ func bigDirs(n int) []node {
 func bigName(i int) string { return fmt.Sprintf("big/%s-%06d", strings.Repeat("x", i%40), i) }
 
 func TestOurWriter(t *testing.T) {
-	for _, comp := range []string{sqfswriter.Zstd, sqfswriter.Gzip, sqfswriter.XZ, sqfswriter.LZ4} {
-		for _, bs := range []int{4096, sqfswriter.DefaultBlockSize} {
+	for _, comp := range []string{squashfs.Zstd, squashfs.Gzip, squashfs.XZ, squashfs.LZ4} {
+		for _, bs := range []int{4096, squashfs.DefaultBlockSize} {
 			t.Run(fmt.Sprintf("%s/%d", comp, bs), func(t *testing.T) {
 				n := 3000
 				if testing.Short() {
@@ -264,7 +236,7 @@ func TestOurWriter(t *testing.T) {
 				}
 				nodes := append(everyType(bs), bigDirs(n)...)
 				ix, layers := build(t, nodes...)
-				img := writeImage(t, ix, layers, sqfswriter.Options{Compression: comp, BlockSize: bs, Exportable: bs == 4096})
+				img := writeImage(t, ix, layers, squashfs.Options{Compression: comp, BlockSize: bs, Exportable: bs == 4096})
 				sq := open(t, img)
 				if sq.BlockSize() != bs || sq.Compression() != comp {
 					t.Errorf("BlockSize, Compression = %d, %s; want %d, %s", sq.BlockSize(), sq.Compression(), bs, comp)
@@ -286,16 +258,16 @@ func TestOurWriter(t *testing.T) {
 	}
 }
 
-func TestEmptyRoot(t *testing.T) {
+func TestReadEmptyRoot(t *testing.T) {
 	ix, layers := build(t)
-	sq := open(t, writeImage(t, ix, layers, sqfswriter.Options{}))
+	sq := open(t, writeImage(t, ix, layers, squashfs.Options{}))
 	same(t, "empty root", expect(t, ix, layers), readTree(t, sq))
 }
 
 func TestLookup(t *testing.T) {
 	const n = 5000
 	ix, layers := build(t, bigDirs(n)...)
-	sq := open(t, writeImage(t, ix, layers, sqfswriter.Options{}))
+	sq := open(t, writeImage(t, ix, layers, squashfs.Options{}))
 	for i := range n {
 		p := bigName(i)
 		in, err := sq.Stat(p)
@@ -360,7 +332,7 @@ func check(t testing.TB, err error) {
 // lz4.
 func TestLZ4Options(t *testing.T) {
 	ix, layers := build(t, everyType(4096)...)
-	good := writeImage(t, ix, layers, sqfswriter.Options{Compression: sqfswriter.LZ4, BlockSize: 4096})
+	good := writeImage(t, ix, layers, squashfs.Options{Compression: squashfs.LZ4, BlockSize: 4096})
 	// Our writer puts the options, uncompressed, right after the superblock.
 	if h := le.Uint16(good[96:]); h != 0x8008 {
 		t.Fatalf("options block header = %#x, want 0x8008 (8 bytes, uncompressed)", h)
