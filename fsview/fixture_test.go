@@ -98,18 +98,18 @@ func testImage(t testing.TB, xattrs bool) *ocirender.Image {
 
 func buildImage(t testing.TB, dir string, xattrs bool) *ocirender.Image {
 	t.Helper()
-	base := []imagetest.File{
+	base := []imagetest.Entry{
 		imagetest.Dir("etc"),
-		imagetest.Reg("etc/hostname", "box\n").With(func(f *imagetest.File) { f.Mtime = nsTime }),
-		imagetest.Reg("etc/old", "old\n").With(func(f *imagetest.File) { f.Mtime = oldTime }),
-		imagetest.Reg("usr/bin/ping", "ping").With(func(f *imagetest.File) {
+		imagetest.Reg("etc/hostname", "box\n").With(func(f *imagetest.Entry) { f.Mtime = nsTime }),
+		imagetest.Reg("etc/old", "old\n").With(func(f *imagetest.Entry) { f.Mtime = oldTime }),
+		imagetest.Reg("usr/bin/ping", "ping").With(func(f *imagetest.Entry) {
 			f.Mode = 0o4755
 			if xattrs {
 				f.Xattrs = map[string]string{"security.capability": capValue}
 			}
 		}),
-		imagetest.Reg("usr/bin/owned", "o").With(func(f *imagetest.File) { f.UID, f.GID = 1000000, 65534; f.Mode = 0o2755 }),
-		imagetest.Dir("tmp").With(func(f *imagetest.File) { f.Mode = 0o1777 }),
+		imagetest.Reg("usr/bin/owned", "o").With(func(f *imagetest.Entry) { f.UID, f.GID = 1000000, 65534; f.Mode = 0o2755 }),
+		imagetest.Dir("tmp").With(func(f *imagetest.Entry) { f.Mode = 0o1777 }),
 		imagetest.Reg("big/gzip", bigGzip),
 		imagetest.Reg("empty", ""),
 		imagetest.Sym("link", "etc/hostname"),
@@ -132,16 +132,16 @@ func buildImage(t testing.TB, dir string, xattrs bool) *ocirender.Image {
 	}
 	if xattrs {
 		base = append(base,
-			imagetest.Reg("x/file", "x").With(func(f *imagetest.File) {
+			imagetest.Reg("x/file", "x").With(func(f *imagetest.Entry) {
 				f.Xattrs = map[string]string{"user.bin": "\x00\xff\x00", "user.long": longXval, "trusted.t": "T"}
 			}),
-			imagetest.Dir("x/dir").With(func(f *imagetest.File) { f.Xattrs = map[string]string{"user.dir": "d"} }),
+			imagetest.Dir("x/dir").With(func(f *imagetest.Entry) { f.Xattrs = map[string]string{"user.dir": "d"} }),
 		)
 	}
 	for i := range many {
 		base = append(base, imagetest.Reg(fmt.Sprintf("many/f%03d", i), fmt.Sprint(i)))
 	}
-	upper := []imagetest.File{
+	upper := []imagetest.Entry{
 		imagetest.Reg("big/zstd", bigZstd),
 		imagetest.Whiteout("gone"),
 		imagetest.Reg("etc/motd", "upper\n"),

@@ -21,8 +21,8 @@ import (
 // Epoch is the mtime entries get when they name none.
 var Epoch = time.Unix(1700000000, 0)
 
-// File is one tar entry of a layer.
-type File struct {
+// Entry is one tar entry of a layer.
+type Entry struct {
 	Name     string
 	Type     byte // tar typeflag; 0 means a regular file
 	Body     string
@@ -38,35 +38,35 @@ type File struct {
 }
 
 // Reg is a regular file.
-func Reg(name, body string) File { return File{Name: name, Type: tar.TypeReg, Body: body} }
+func Reg(name, body string) Entry { return Entry{Name: name, Type: tar.TypeReg, Body: body} }
 
 // Dir is a directory.
-func Dir(name string) File { return File{Name: name, Type: tar.TypeDir} }
+func Dir(name string) Entry { return Entry{Name: name, Type: tar.TypeDir} }
 
 // Sym is a symlink.
-func Sym(name, target string) File { return File{Name: name, Type: tar.TypeSymlink, Link: target} }
+func Sym(name, target string) Entry { return Entry{Name: name, Type: tar.TypeSymlink, Link: target} }
 
 // Hard is a hard link to target.
-func Hard(name, target string) File { return File{Name: name, Type: tar.TypeLink, Link: target} }
+func Hard(name, target string) Entry { return Entry{Name: name, Type: tar.TypeLink, Link: target} }
 
 // Whiteout hides name (a path) in lower layers.
-func Whiteout(name string) File {
+func Whiteout(name string) Entry {
 	dir, base := filepath.Split(name)
 	return Reg(dir+".wh."+base, "")
 }
 
 // Opaque hides every lower child of dir.
-func Opaque(dir string) File { return Reg(filepath.Join(dir, ".wh..wh..opq"), "") }
+func Opaque(dir string) Entry { return Reg(filepath.Join(dir, ".wh..wh..opq"), "") }
 
 // With returns f changed by fn, for table literals.
-func (f File) With(fn func(*File)) File { fn(&f); return f }
+func (f Entry) With(fn func(*Entry)) Entry { fn(&f); return f }
 
 // Layer writes files as an uncompressed tar stream.
-func Layer(files ...File) []byte {
+func Layer(files ...Entry) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range files {
-		if err := writeFile(tw, f); err != nil {
+		if err := writeEntry(tw, f); err != nil {
 			panic(fmt.Sprintf("imagetest: %s: %v", f.Name, err))
 		}
 	}
@@ -76,7 +76,7 @@ func Layer(files ...File) []byte {
 	return buf.Bytes()
 }
 
-func writeFile(tw *tar.Writer, f File) error {
+func writeEntry(tw *tar.Writer, f Entry) error {
 	typ := f.Type
 	if typ == 0 {
 		typ = tar.TypeReg
