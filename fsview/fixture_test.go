@@ -2,7 +2,6 @@ package fsview
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -146,8 +145,10 @@ func buildImage(t testing.TB, dir string, xattrs bool) *ocirender.Image {
 		imagetest.Whiteout("gone"),
 		imagetest.Reg("etc/motd", "upper\n"),
 	}
+	// The third layer, uncompressed (read in place): a file of mode 0000.
+	top := imagetest.Layer(imagetest.Entry{Name: "etc/shadow", Body: "secret\n", Mode: imagetest.NoPerm, Mtime: nsTime})
 	if _, err := imagetest.WriteLayout(dir, "", imagetest.GzipBlob(imagetest.Layer(base...)),
-		imagetest.ZstdBlob(imagetest.Layer(upper...)), imagetest.TarBlob(top(t))); err != nil {
+		imagetest.ZstdBlob(imagetest.Layer(upper...)), imagetest.TarBlob(top)); err != nil {
 		t.Fatal(err)
 	}
 	img, err := ocirender.Open(context.Background(), dir, ocirender.Options{Content: true, TempDir: images.work})
@@ -155,23 +156,6 @@ func buildImage(t testing.TB, dir string, xattrs bool) *ocirender.Image {
 		t.Fatalf("Open: %v", err)
 	}
 	return img
-}
-
-// top is the third layer, uncompressed (read in place): a file of mode 0000, which
-// imagetest cannot write (it takes 0 for "the default").
-func top(t testing.TB) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	body := "secret\n"
-	if err := tw.WriteHeader(&tar.Header{Name: "etc/shadow", Typeflag: tar.TypeReg, Mode: 0, Size: int64(len(body)),
-		ModTime: nsTime, Format: tar.FormatPAX}); err != nil {
-		t.Fatal(err)
-	}
-	tw.Write([]byte(body))
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // lookup resolves p in ix without following symlinks, or fails the test.

@@ -49,7 +49,7 @@ func write(dir string) error {
 		imagetest.Whiteout("usr/lib/libold.so"),
 		mode(reg("usr/bin/tool", "#!/bin/sh\necho tool v2\n"), 0o755),
 		imagetest.Entry{Name: "usr/bin/ping", Body: "ping", Mode: 0o4755,
-			Xattrs: map[string]string{"security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}},
+			Xattrs: map[string]string{"security.capability": imagetest.CapNetRaw}},
 	)
 	top := imagetest.Layer(
 		reg("etc/hostname", "sample\n"),
