@@ -1,11 +1,15 @@
 // Package imagetest builds the inputs of tests in code: tar layers from a readable list of
-// entries ([Layer]), OCI image layouts around them ([WriteLayout]), and merged indexes for
-// the unit tests of what reads one ([Merge]). Unit tests, fuzz seeds, benchmarks and the
-// demo image (mksample) build their images here.
+// entries ([Layer], with the defaults of [Options] for what an entry leaves zero), blobs
+// plain, gzip or zstd ([Blob]), OCI image layouts around them ([WriteLayout], [Layout]),
+// re-compressed copies of an existing image ([Layout.Recompress]), and merged indexes for
+// the unit tests of what reads one ([Merge]).
 //
-// It writes exactly what it is told, including things a careful tool would refuse (escaping
-// names, whiteouts in odd places): judging those is the product's job and the oracles'.
-// Nothing in the product imports it.
+// The unit tests, fuzz seeds and benchmarks of every package, the end-to-end tests in tests/,
+// the hand-made layers of their Debian image (tests/internal/mkfixture) and the demo image
+// (mksample) all build their images here. It writes exactly what it is told, including
+// things a careful tool would refuse (escaping names, broken digests, whiteouts in odd
+// places): judging those is the product's job and the oracles'. Nothing in the product
+// imports it.
 package imagetest
 
 import (
