@@ -25,7 +25,7 @@ import (
 	"github.com/ocirender/ocirender/internal/imagetest"
 )
 
-type F = imagetest.File
+type F = imagetest.Entry
 
 var (
 	reg  = imagetest.Reg

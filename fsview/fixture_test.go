@@ -2,7 +2,6 @@ package fsview
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -98,18 +97,18 @@ func testImage(t testing.TB, xattrs bool) *ocirender.Image {
 
 func buildImage(t testing.TB, dir string, xattrs bool) *ocirender.Image {
 	t.Helper()
-	base := []imagetest.File{
+	base := []imagetest.Entry{
 		imagetest.Dir("etc"),
-		imagetest.Reg("etc/hostname", "box\n").With(func(f *imagetest.File) { f.Mtime = nsTime }),
-		imagetest.Reg("etc/old", "old\n").With(func(f *imagetest.File) { f.Mtime = oldTime }),
-		imagetest.Reg("usr/bin/ping", "ping").With(func(f *imagetest.File) {
+		imagetest.Reg("etc/hostname", "box\n").With(func(f *imagetest.Entry) { f.Mtime = nsTime }),
+		imagetest.Reg("etc/old", "old\n").With(func(f *imagetest.Entry) { f.Mtime = oldTime }),
+		imagetest.Reg("usr/bin/ping", "ping").With(func(f *imagetest.Entry) {
 			f.Mode = 0o4755
 			if xattrs {
 				f.Xattrs = map[string]string{"security.capability": capValue}
 			}
 		}),
-		imagetest.Reg("usr/bin/owned", "o").With(func(f *imagetest.File) { f.UID, f.GID = 1000000, 65534; f.Mode = 0o2755 }),
-		imagetest.Dir("tmp").With(func(f *imagetest.File) { f.Mode = 0o1777 }),
+		imagetest.Reg("usr/bin/owned", "o").With(func(f *imagetest.Entry) { f.UID, f.GID = 1000000, 65534; f.Mode = 0o2755 }),
+		imagetest.Dir("tmp").With(func(f *imagetest.Entry) { f.Mode = 0o1777 }),
 		imagetest.Reg("big/gzip", bigGzip),
 		imagetest.Reg("empty", ""),
 		imagetest.Sym("link", "etc/hostname"),
@@ -132,22 +131,24 @@ func buildImage(t testing.TB, dir string, xattrs bool) *ocirender.Image {
 	}
 	if xattrs {
 		base = append(base,
-			imagetest.Reg("x/file", "x").With(func(f *imagetest.File) {
+			imagetest.Reg("x/file", "x").With(func(f *imagetest.Entry) {
 				f.Xattrs = map[string]string{"user.bin": "\x00\xff\x00", "user.long": longXval, "trusted.t": "T"}
 			}),
-			imagetest.Dir("x/dir").With(func(f *imagetest.File) { f.Xattrs = map[string]string{"user.dir": "d"} }),
+			imagetest.Dir("x/dir").With(func(f *imagetest.Entry) { f.Xattrs = map[string]string{"user.dir": "d"} }),
 		)
 	}
 	for i := range many {
 		base = append(base, imagetest.Reg(fmt.Sprintf("many/f%03d", i), fmt.Sprint(i)))
 	}
-	upper := []imagetest.File{
+	upper := []imagetest.Entry{
 		imagetest.Reg("big/zstd", bigZstd),
 		imagetest.Whiteout("gone"),
 		imagetest.Reg("etc/motd", "upper\n"),
 	}
+	// The third layer, uncompressed (read in place): a file of mode 0000.
+	top := imagetest.Layer(imagetest.Entry{Name: "etc/shadow", Body: "secret\n", Mode: imagetest.NoPerm, Mtime: nsTime})
 	if _, err := imagetest.WriteLayout(dir, "", imagetest.GzipBlob(imagetest.Layer(base...)),
-		imagetest.ZstdBlob(imagetest.Layer(upper...)), imagetest.TarBlob(top(t))); err != nil {
+		imagetest.ZstdBlob(imagetest.Layer(upper...)), imagetest.TarBlob(top)); err != nil {
 		t.Fatal(err)
 	}
 	img, err := ocirender.Open(context.Background(), dir, ocirender.Options{Content: true, TempDir: images.work})
@@ -155,23 +156,6 @@ func buildImage(t testing.TB, dir string, xattrs bool) *ocirender.Image {
 		t.Fatalf("Open: %v", err)
 	}
 	return img
-}
-
-// top is the third layer, uncompressed (read in place): a file of mode 0000, which
-// imagetest cannot write (it takes 0 for "the default").
-func top(t testing.TB) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	body := "secret\n"
-	if err := tw.WriteHeader(&tar.Header{Name: "etc/shadow", Typeflag: tar.TypeReg, Mode: 0, Size: int64(len(body)),
-		ModTime: nsTime, Format: tar.FormatPAX}); err != nil {
-		t.Fatal(err)
-	}
-	tw.Write([]byte(body))
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // lookup resolves p in ix without following symlinks, or fails the test.

@@ -14,7 +14,7 @@ import (
 	"github.com/ocirender/ocirender/overlay"
 )
 
-type F = imagetest.File
+type F = imagetest.Entry
 
 var (
 	reg      = imagetest.Reg

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ocirender/ocirender/tests/internal/fixture"
+	"github.com/ocirender/ocirender/internal/imagetest"
 )
 
 // imageName is the base name of every broken image: the error line must
@@ -16,11 +16,11 @@ import (
 const imageName = "subject"
 
 // withUpper writes the sample's lower layer plus one hand-made layer.
-func withUpper(entries ...fixture.Entry) func(t *testing.T, image string) {
+func withUpper(entries ...imagetest.Entry) func(t *testing.T, image string) {
 	return func(t *testing.T, image string) {
 		writeImage(t, image, "sample",
-			fixture.GzipLayer(mustTar(t, sampleLower())),
-			fixture.GzipLayer(mustTar(t, entries)))
+			imagetest.GzipBlob(e2e.Layer(sampleLower()...)),
+			imagetest.GzipBlob(e2e.Layer(entries...)))
 	}
 }
 
@@ -59,18 +59,18 @@ var badImages = []struct {
 	},
 	{
 		name:  "entry escapes the root",
-		make:  withUpper(fixture.Entry{Name: "../escape", Body: "out\n"}),
+		make:  withUpper(imagetest.Entry{Name: "../escape", Body: "out\n"}),
 		words: []string{"..", "escape"},
 	},
 	{
 		name:  "entry escapes the root after cleaning",
-		make:  withUpper(fixture.Entry{Name: "etc/../../escape2", Body: "out\n"}),
+		make:  withUpper(imagetest.Entry{Name: "etc/../../escape2", Body: "out\n"}),
 		words: []string{"..", "escape"},
 	},
 	{
 		name: "truncated gzip layer",
 		make: func(t *testing.T, image string) {
-			lower := fixture.GzipLayer(mustTar(t, sampleLower()))
+			lower := imagetest.GzipBlob(e2e.Layer(sampleLower()...))
 			lower.Data = lower.Data[:len(lower.Data)/2] // the manifest gets the truncated digest
 			writeImage(t, image, "sample", lower)
 		},
@@ -130,35 +130,35 @@ var badImages = []struct {
 	},
 	{
 		name:  "hard link to a missing target",
-		make:  withUpper(fixture.Entry{Name: "etc/link", Type: tar.TypeLink, Link: "etc/nope"}),
+		make:  withUpper(imagetest.Entry{Name: "etc/link", Type: tar.TypeLink, Link: "etc/nope"}),
 		words: []string{"nope"},
 	},
 	{
 		name:  "hard link to a directory",
-		make:  withUpper(fixture.Entry{Name: "etc/link", Type: tar.TypeLink, Link: "usr/bin"}),
+		make:  withUpper(imagetest.Entry{Name: "etc/link", Type: tar.TypeLink, Link: "usr/bin"}),
 		words: []string{"director", "usr/bin"},
 	},
 	{
 		name:  "hard link escapes the root",
-		make:  withUpper(fixture.Entry{Name: "etc/link", Type: tar.TypeLink, Link: "../outside"}),
+		make:  withUpper(imagetest.Entry{Name: "etc/link", Type: tar.TypeLink, Link: "../outside"}),
 		words: []string{"..", "outside"},
 	},
 	{
 		name: "symlink loop in a parent",
 		make: withUpper(
-			fixture.Entry{Name: "loop-a", Type: tar.TypeSymlink, Link: "loop-b"},
-			fixture.Entry{Name: "loop-b", Type: tar.TypeSymlink, Link: "loop-a"},
-			fixture.Entry{Name: "loop-a/file", Body: "unreachable\n"}),
+			imagetest.Entry{Name: "loop-a", Type: tar.TypeSymlink, Link: "loop-b"},
+			imagetest.Entry{Name: "loop-b", Type: tar.TypeSymlink, Link: "loop-a"},
+			imagetest.Entry{Name: "loop-a/file", Body: "unreachable\n"}),
 		words: []string{"loop", "too many", "levels"},
 	},
 	{
 		name:  "whiteout with an empty name",
-		make:  withUpper(fixture.Entry{Name: "etc/.wh."}),
+		make:  withUpper(imagetest.Entry{Name: "etc/.wh."}),
 		words: []string{".wh."},
 	},
 	{
 		name:  "root entry is a symlink",
-		make:  withUpper(fixture.Entry{Name: "./", Type: tar.TypeSymlink, Link: "/tmp"}),
+		make:  withUpper(imagetest.Entry{Name: "./", Type: tar.TypeSymlink, Link: "/tmp"}),
 		words: []string{"root"},
 	},
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ocirender/ocirender"
 	"github.com/ocirender/ocirender/image"
-	"github.com/ocirender/ocirender/tests/internal/fixture"
+	"github.com/ocirender/ocirender/internal/imagetest"
 )
 
 // The benchmarks measure whole commands on the Debian oracle image (tag benchTag) against the
@@ -193,22 +193,18 @@ func BenchmarkManyEntries(b *testing.B) {
 // manyEntries writes a layout of one gzip layer holding n entries: directories of 99 files.
 func manyEntries(b *testing.B, n int) string {
 	layout := filepath.Join(b.TempDir(), "many")
-	var entries []fixture.Entry
+	var entries []imagetest.Entry
 	for d := 0; d < n/100; d++ {
-		entries = append(entries, fixture.Entry{Name: fmt.Sprintf("usr/share/pkg%05d/", d), Type: tar.TypeDir})
+		entries = append(entries, imagetest.Entry{Name: fmt.Sprintf("usr/share/pkg%05d/", d), Type: tar.TypeDir})
 		for f := 0; f < 99; f++ {
-			entries = append(entries, fixture.Entry{Name: fmt.Sprintf("usr/share/pkg%05d/file-%03d.txt", d, f), Body: "0123456789"})
+			entries = append(entries, imagetest.Entry{Name: fmt.Sprintf("usr/share/pkg%05d/file-%03d.txt", d, f), Body: "0123456789"})
 		}
 	}
-	data, err := fixture.Tar(entries)
+	l, err := imagetest.CreateLayout(layout)
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := fixture.CreateLayout(layout)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := l.AddImage("many", []fixture.Layer{fixture.GzipLayer(data)}); err != nil {
+	if _, err := l.AddImage("many", imagetest.GzipBlob(e2e.Layer(entries...))); err != nil {
 		b.Fatal(err)
 	}
 	return layout

@@ -25,8 +25,9 @@
 #
 # Cached in CACHE_DIR (default $OCIRENDER_TEST_CACHE or /var/cache/ocirender-test):
 #   rootfs/        the debootstrap tree, made once (delete it to refetch)
-#   debian/        the layout, rebuilt when this script, the fixture code or
-#                  rootfs/ changed (debian.stamp)
+#   debian/        the layout, rebuilt when this script, the fixture code
+#                  (internal/imagetest, tests/internal/mkfixture) or rootfs/
+#                  changed (debian.stamp)
 # Needs root, umoci, debootstrap, GNU tar, setfattr, mknod, pigz, zstd, go.
 # OCIRENDER_DEBIAN_MIRROR overrides the mirror.
 set -euo pipefail
@@ -66,7 +67,7 @@ if [ ! -d "$cache/rootfs" ]; then
 fi
 
 stamp=$(
-	cat "${BASH_SOURCE[0]}" "$module"/tests/internal/fixture/*.go "$module"/tests/internal/mkfixture/*.go
+	cat "${BASH_SOURCE[0]}" "$module"/internal/imagetest/*.go "$module"/tests/internal/mkfixture/*.go
 	stat -c 'rootfs %i %Y' "$cache/rootfs"
 	umoci --version
 )

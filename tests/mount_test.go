@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ocirender/ocirender/tests/internal/fixture"
+	"github.com/ocirender/ocirender/internal/imagetest"
 	"github.com/ocirender/ocirender/verify"
 )
 
@@ -178,10 +178,10 @@ func TestMountMatchesUmoci(t *testing.T) {
 func smallImage(t *testing.T) string {
 	t.Helper()
 	image := filepath.Join(t.TempDir(), "small")
-	writeImage(t, image, "small", fixture.GzipLayer(mustTar(t, []fixture.Entry{
-		{Name: "etc/", Type: '5'},
-		{Name: "etc/motd", Body: "hello\n"},
-	})))
+	writeImage(t, image, "small", imagetest.GzipBlob(e2e.Layer(
+		imagetest.Entry{Name: "etc/", Type: '5'},
+		imagetest.Entry{Name: "etc/motd", Body: "hello\n"},
+	)))
 	return image
 }
 
@@ -295,7 +295,7 @@ func TestMountErrors(t *testing.T) {
 	os.WriteFile(filepath.Join(full, "x"), nil, 0o644)
 	file := filepath.Join(full, "x")
 	corrupt := filepath.Join(work, "corrupt")
-	l := writeImage(t, corrupt, "small", fixture.GzipLayer(mustTar(t, []fixture.Entry{{Name: "a", Body: strings.Repeat("a", 5000)}})))
+	l := writeImage(t, corrupt, "small", imagetest.GzipBlob(e2e.Layer(imagetest.Entry{Name: "a", Body: strings.Repeat("a", 5000)})))
 	m, err := l.Manifest("small")
 	if err != nil {
 		t.Fatal(err)

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocirender/ocirender/internal/imagetest"
 	"github.com/ocirender/ocirender/internal/registrytest"
-	"github.com/ocirender/ocirender/tests/internal/fixture"
 	"github.com/ocirender/ocirender/verify"
 )
 
@@ -215,12 +215,12 @@ func TestMountRegistryRef(t *testing.T) {
 func TestPullInterrupted(t *testing.T) {
 	bin := ocirenderBin(t)
 	image := filepath.Join(t.TempDir(), "big")
-	var entries []fixture.Entry
+	var entries []imagetest.Entry
 	for i := range 40 {
-		entries = append(entries, fixture.Entry{Name: fmt.Sprintf("f%02d", i), Body: strings.Repeat(fmt.Sprint(i, " noise "), 20000+i)})
+		entries = append(entries, imagetest.Entry{Name: fmt.Sprintf("f%02d", i), Body: strings.Repeat(fmt.Sprint(i, " noise "), 20000+i)})
 	}
 	// Uncompressed, so that the layer stays large: 40 files of about 200 KB.
-	writeImage(t, image, "big", fixture.PlainLayer(mustTar(t, entries)), fixture.GzipLayer(mustTar(t, entries[:3])))
+	writeImage(t, image, "big", imagetest.TarBlob(e2e.Layer(entries...)), imagetest.GzipBlob(e2e.Layer(entries[:3]...)))
 	reg := registrytest.New(t, "", "")
 	ref := reg.Push(t, image, "big", "big:v1")
 	reg.Throttle(2 << 20)

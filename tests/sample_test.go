@@ -6,15 +6,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/ocirender/ocirender/tests/internal/fixture"
+	"github.com/ocirender/ocirender/internal/imagetest"
 )
 
 // sampleLower and sampleUpper are the two layers of the small sample image:
 // a bit of everything, in a few KiB, so that failures show up in seconds
 // before the Debian image is even built.
-func sampleLower() []fixture.Entry {
-	return []fixture.Entry{
+func sampleLower() []imagetest.Entry {
+	return []imagetest.Entry{
 		{Name: "./", Type: tar.TypeDir, Mode: 0o755},
 		{Name: "etc/", Type: tar.TypeDir},
 		{Name: "etc/hostname", Body: "sample\n"},
@@ -22,7 +23,7 @@ func sampleLower() []fixture.Entry {
 		{Name: "usr/", Type: tar.TypeDir},
 		{Name: "usr/bin/", Type: tar.TypeDir},
 		{Name: "usr/bin/tool", Body: "#!/bin/sh\necho tool\n", Mode: 0o4755,
-			Xattrs: map[string]string{"user.origin": "sample", "security.capability": fixture.CapNetRaw}},
+			Xattrs: map[string]string{"user.origin": "sample", "security.capability": imagetest.CapNetRaw}},
 		{Name: "usr/bin/tool2", Type: tar.TypeLink, Link: "usr/bin/tool"},
 		{Name: "bin", Type: tar.TypeSymlink, Link: "usr/bin"},
 		{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
@@ -40,8 +41,8 @@ func sampleLower() []fixture.Entry {
 // bad-input tests flip a byte of it inside the uncompressed blob.
 const sampleHostname = "changed by the upper layer\n"
 
-func sampleUpper() []fixture.Entry {
-	return []fixture.Entry{
+func sampleUpper() []imagetest.Entry {
+	return []imagetest.Entry{
 		{Name: "etc/.wh.shadow"},
 		{Name: "etc/hostname", Body: sampleHostname},
 		{Name: "bin/through-symlink", Body: "lands in usr/bin\n"},
@@ -51,23 +52,19 @@ func sampleUpper() []fixture.Entry {
 	}
 }
 
-func mustTar(t *testing.T, entries []fixture.Entry) []byte {
-	t.Helper()
-	data, err := fixture.Tar(entries)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
+// e2e are the defaults for what the end-to-end images' entries leave zero, not the
+// package's: mtimes with nanoseconds, so PAX headers carry them, and symlinks 0777, as a
+// file system has them.
+var e2e = imagetest.Options{Mtime: time.Date(2020, 1, 2, 3, 4, 5, 123456789, time.UTC), SymlinkMode: 0o777}
 
 // writeImage makes a layout at dir holding one image tagged ref.
-func writeImage(t *testing.T, dir, ref string, layers ...fixture.Layer) *fixture.Layout {
+func writeImage(t *testing.T, dir, ref string, layers ...imagetest.Blob) *imagetest.Layout {
 	t.Helper()
-	l, err := fixture.CreateLayout(dir)
+	l, err := imagetest.CreateLayout(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.AddImage(ref, layers); err != nil {
+	if _, err := l.AddImage(ref, layers...); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -75,11 +72,11 @@ func writeImage(t *testing.T, dir, ref string, layers ...fixture.Layer) *fixture
 
 // writeSample makes the sample image at dir, tagged "sample": a gzip lower
 // layer and an uncompressed upper layer.
-func writeSample(t *testing.T, dir string) *fixture.Layout {
+func writeSample(t *testing.T, dir string) *imagetest.Layout {
 	t.Helper()
 	return writeImage(t, dir, "sample",
-		fixture.GzipLayer(mustTar(t, sampleLower())),
-		fixture.PlainLayer(mustTar(t, sampleUpper())))
+		imagetest.GzipBlob(e2e.Layer(sampleLower()...)),
+		imagetest.TarBlob(e2e.Layer(sampleUpper()...)))
 }
 
 // TestSampleImageMatchesUmoci is the quick version of the Debian test.
@@ -121,8 +118,8 @@ func TestExportRefSelection(t *testing.T) {
 	bin := ocirenderBin(t)
 	ctx := testContext(t)
 	image := filepath.Join(t.TempDir(), "two")
-	l := writeImage(t, image, "first", fixture.GzipLayer(mustTar(t, []fixture.Entry{{Name: "which", Body: "first\n"}})))
-	if _, err := l.AddImage("second", []fixture.Layer{fixture.GzipLayer(mustTar(t, []fixture.Entry{{Name: "which", Body: "second\n"}}))}); err != nil {
+	l := writeImage(t, image, "first", imagetest.GzipBlob(e2e.Layer(imagetest.Entry{Name: "which", Body: "first\n"})))
+	if _, err := l.AddImage("second", imagetest.GzipBlob(e2e.Layer(imagetest.Entry{Name: "which", Body: "second\n"}))); err != nil {
 		t.Fatal(err)
 	}
 

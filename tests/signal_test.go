@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ocirender/ocirender/tests/internal/fixture"
+	"github.com/ocirender/ocirender/internal/imagetest"
 )
 
 // TestInterruptLeavesNothing sends SIGINT to exports in flight, for every output format: the
@@ -26,16 +26,16 @@ func TestInterruptLeavesNothing(t *testing.T) {
 	work := t.TempDir()
 	image := filepath.Join(work, "big")
 	rng := rand.New(rand.NewPCG(1, 2))
-	var entries []fixture.Entry
+	var entries []imagetest.Entry
 	words := []string{"alpha ", "beta ", "gamma ", "delta ", "\n", "epsilon ", "0123456789 "}
 	for i := range 3000 {
 		var b strings.Builder
 		for b.Len() < 50000 {
 			b.WriteString(words[rng.IntN(len(words))])
 		}
-		entries = append(entries, fixture.Entry{Name: fmt.Sprintf("d%02d/f%04d", i%50, i), Body: b.String()})
+		entries = append(entries, imagetest.Entry{Name: fmt.Sprintf("d%02d/f%04d", i%50, i), Body: b.String()})
 	}
-	writeImage(t, image, "big", fixture.GzipLayer(mustTar(t, entries)))
+	writeImage(t, image, "big", imagetest.GzipBlob(e2e.Layer(entries...)))
 
 	for _, format := range []string{"tar", "dir", "squashfs"} {
 		// How long does the whole export take? Signal at a quarter of that (in the layer scan)

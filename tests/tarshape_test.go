@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ocirender/ocirender/tests/internal/fixture"
+	"github.com/ocirender/ocirender/internal/imagetest"
 )
 
 // tarShape checks what GNU tar forgives but DESIGN §6 promises about the
@@ -73,31 +73,31 @@ func tarShape(archive string) error {
 }
 
 func TestTarShape(t *testing.T) {
-	dir := func(name string) fixture.Entry { return fixture.Entry{Name: name, Type: tar.TypeDir} }
-	file := func(name string) fixture.Entry { return fixture.Entry{Name: name, Body: "x"} }
-	link := func(name, target string) fixture.Entry {
-		return fixture.Entry{Name: name, Type: tar.TypeLink, Link: target}
+	dir := func(name string) imagetest.Entry { return imagetest.Entry{Name: name, Type: tar.TypeDir} }
+	file := func(name string) imagetest.Entry { return imagetest.Entry{Name: name, Body: "x"} }
+	link := func(name, target string) imagetest.Entry {
+		return imagetest.Entry{Name: name, Type: tar.TypeLink, Link: target}
 	}
 	for _, tc := range []struct {
 		name    string
-		entries []fixture.Entry
+		entries []imagetest.Entry
 		ok      bool
 	}{
-		{"good", []fixture.Entry{dir("./"), dir("./a/"), file("./a/f"), link("./a/g", "./a/f")}, true},
-		{"good without ./", []fixture.Entry{dir("."), dir("a"), file("a/f"), link("a/g", "a/f")}, true},
-		{"no root", []fixture.Entry{dir("a/"), file("a/f")}, false},
-		{"child first", []fixture.Entry{dir("./"), file("a/f"), dir("a/")}, false},
-		{"missing dir", []fixture.Entry{dir("./"), file("a/f")}, false},
-		{"link first", []fixture.Entry{dir("./"), link("g", "f"), file("f")}, false},
-		{"link to dir", []fixture.Entry{dir("./"), dir("a"), link("g", "a")}, false},
-		{"duplicate", []fixture.Entry{dir("./"), file("f"), file("f")}, false},
-		{"whiteout", []fixture.Entry{dir("./"), file(".wh.f")}, false},
-		{"unclean", []fixture.Entry{dir("./"), dir("a"), file("a/../b")}, false},
-		{"absolute", []fixture.Entry{dir("./"), file("/b")}, false},
+		{"good", []imagetest.Entry{dir("./"), dir("./a/"), file("./a/f"), link("./a/g", "./a/f")}, true},
+		{"good without ./", []imagetest.Entry{dir("."), dir("a"), file("a/f"), link("a/g", "a/f")}, true},
+		{"no root", []imagetest.Entry{dir("a/"), file("a/f")}, false},
+		{"child first", []imagetest.Entry{dir("./"), file("a/f"), dir("a/")}, false},
+		{"missing dir", []imagetest.Entry{dir("./"), file("a/f")}, false},
+		{"link first", []imagetest.Entry{dir("./"), link("g", "f"), file("f")}, false},
+		{"link to dir", []imagetest.Entry{dir("./"), dir("a"), link("g", "a")}, false},
+		{"duplicate", []imagetest.Entry{dir("./"), file("f"), file("f")}, false},
+		{"whiteout", []imagetest.Entry{dir("./"), file(".wh.f")}, false},
+		{"unclean", []imagetest.Entry{dir("./"), dir("a"), file("a/../b")}, false},
+		{"absolute", []imagetest.Entry{dir("./"), file("/b")}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "t.tar")
-			if err := os.WriteFile(p, mustTar(t, tc.entries), 0o644); err != nil {
+			if err := os.WriteFile(p, e2e.Layer(tc.entries...), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if err := tarShape(p); (err == nil) != tc.ok {

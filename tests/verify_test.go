@@ -19,8 +19,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ocirender/ocirender/internal/imagetest"
 	"github.com/ocirender/ocirender/squashfs"
-	"github.com/ocirender/ocirender/tests/internal/fixture"
 	"github.com/ocirender/ocirender/verify"
 )
 
@@ -28,19 +28,19 @@ import (
 // hard-link pair, a setuid file with a capability, a device, a fifo, a symlink, and a file
 // of random bytes (stored raw in a squashfs, so that a flipped byte there is bad content,
 // not a bad block).
-func verifyEntries() []fixture.Entry {
+func verifyEntries() []imagetest.Entry {
 	r := rand.New(rand.NewPCG(6, 6))
 	random := make([]byte, 300<<10)
 	for i := range random {
 		random[i] = byte(r.Uint32())
 	}
-	return []fixture.Entry{
+	return []imagetest.Entry{
 		{Name: "./", Type: tar.TypeDir, Mode: 0o755},
 		{Name: "etc/", Type: tar.TypeDir},
 		{Name: "etc/hostname", Body: "verify\n"},
 		{Name: "etc/conf", Body: "key=value\n", Xattrs: map[string]string{"user.note": "hello", "user.keep": "k"}},
 		{Name: "bin/", Type: tar.TypeDir},
-		{Name: "bin/ping", Body: "ping", Mode: 0o4755, Xattrs: map[string]string{"security.capability": fixture.CapNetRaw}},
+		{Name: "bin/ping", Body: "ping", Mode: 0o4755, Xattrs: map[string]string{"security.capability": imagetest.CapNetRaw}},
 		{Name: "hl/", Type: tar.TypeDir},
 		{Name: "hl/a", Body: "linked\n"},
 		{Name: "hl/b", Type: tar.TypeLink, Link: "hl/a"},
@@ -224,7 +224,7 @@ func TestVerifyCatchesChanges(t *testing.T) {
 	ocirenderBin(t)
 	ctx := testContext(t)
 	image := filepath.Join(t.TempDir(), "v")
-	writeImage(t, image, "v", fixture.GzipLayer(mustTar(t, verifyEntries())))
+	writeImage(t, image, "v", imagetest.GzipBlob(e2e.Layer(verifyEntries()...)))
 	imageArgs := []string{"--image", image, "--ref", "v"}
 	work := t.TempDir()
 

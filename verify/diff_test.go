@@ -38,7 +38,7 @@ func (l *readLog) touched(off, size int64) bool {
 }
 
 // side merges layers into a Side whose layers log their reads; digests name the layers.
-func side(t *testing.T, digests []string, layers ...[]imagetest.File) (verify.Side, []*readLog) {
+func side(t *testing.T, digests []string, layers ...[]imagetest.Entry) (verify.Side, []*readLog) {
 	t.Helper()
 	ix, raw, err := imagetest.Merge(layers...)
 	check(t, err)
@@ -53,7 +53,7 @@ func side(t *testing.T, digests []string, layers ...[]imagetest.File) (verify.Si
 }
 
 func TestCompareIndexes(t *testing.T) {
-	base := []imagetest.File{
+	base := []imagetest.Entry{
 		imagetest.Reg("same", "unchanged content"),
 		imagetest.Reg("changed", "aaaa"),
 		imagetest.Reg("grown", "a"),
@@ -62,11 +62,11 @@ func TestCompareIndexes(t *testing.T) {
 		imagetest.Reg("removed", "gone"),
 		imagetest.Sym("link", "same"),
 	}
-	upper := []imagetest.File{
+	upper := []imagetest.Entry{
 		imagetest.Reg("changed", "bbbb"),
 		imagetest.Reg("grown", "aa"),
 		imagetest.Reg("rewritten", "same bytes"),
-		imagetest.Reg("chmod", "mode").With(func(f *imagetest.File) { f.Mode = 0o600 }),
+		imagetest.Reg("chmod", "mode").With(func(f *imagetest.Entry) { f.Mode = 0o600 }),
 		imagetest.Whiteout("removed"),
 		imagetest.Reg("added", "new"),
 		imagetest.Sym("link", "changed"),

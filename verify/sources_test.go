@@ -35,24 +35,24 @@ func check(t testing.TB, err error) {
 func merged(t testing.TB) (*index.Index, []io.ReaderAt) {
 	t.Helper()
 	ix, raw, err := imagetest.Merge(
-		[]imagetest.File{
+		[]imagetest.Entry{
 			imagetest.Dir("etc"),
-			imagetest.Reg("etc/conf", "key=value\n").With(func(f *imagetest.File) {
+			imagetest.Reg("etc/conf", "key=value\n").With(func(f *imagetest.Entry) {
 				f.Xattrs = map[string]string{"user.tag": "a", "trusted.t": "x"}
 				f.Mtime = time.Unix(1600000000, 123456789)
 			}),
 			imagetest.Reg("etc/old", "old\n"),
-			imagetest.Reg("bin/tool", strings.Repeat("tool ", 50000)).With(func(f *imagetest.File) { f.Mode = 0o4755 }),
+			imagetest.Reg("bin/tool", strings.Repeat("tool ", 50000)).With(func(f *imagetest.Entry) { f.Mode = 0o4755 }),
 			imagetest.Hard("bin/tool2", "bin/tool"),
-			imagetest.Sym("bin/conf", "../etc/conf").With(func(f *imagetest.File) { f.Mode = 0o755 }),
+			imagetest.Sym("bin/conf", "../etc/conf").With(func(f *imagetest.Entry) { f.Mode = 0o755 }),
 			imagetest.Reg("empty", ""),
 			{Name: "dev/null", Type: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3},
 			{Name: "fifo", Type: tar.TypeFifo, Mode: 0o600, UID: 1000, GID: 1000},
 			imagetest.Reg("odd\nname\xff", "odd"),
 		},
-		[]imagetest.File{
+		[]imagetest.Entry{
 			imagetest.Whiteout("etc/old"),
-			imagetest.Reg("etc/new", "new\n").With(func(f *imagetest.File) {
+			imagetest.Reg("etc/new", "new\n").With(func(f *imagetest.Entry) {
 				f.Xattrs = map[string]string{"system.posix_acl_access": "\x02\x00\x00\x00", "user.x": "y"}
 			}),
 			imagetest.Hard("etc/tool3", "bin/tool"),

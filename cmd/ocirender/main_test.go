@@ -32,7 +32,7 @@ func sample(t *testing.T) string {
 	dir := filepath.Join(t.TempDir(), "img")
 	layer := imagetest.Layer(imagetest.Dir("etc"), imagetest.Reg("etc/motd", "hi\n"),
 		imagetest.Reg("odd\nname\xff", "x"), imagetest.Sym("link", "etc/motd"),
-		imagetest.Reg("bin/ping", "p").With(func(f *imagetest.File) {
+		imagetest.Reg("bin/ping", "p").With(func(f *imagetest.Entry) {
 			f.Mode = 0o4755
 			f.Xattrs = map[string]string{"security.capability": "\x01\x00", "user.note": "hello"}
 		}))

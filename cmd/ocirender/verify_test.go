@@ -141,7 +141,7 @@ func TestDiffVerb(t *testing.T) {
 	b := filepath.Join(t.TempDir(), "b")
 	layer := imagetest.Layer(imagetest.Dir("etc"), imagetest.Reg("etc/motd", "ho\n"),
 		imagetest.Reg("odd\nname\xff", "x"), imagetest.Sym("link", "etc/other"),
-		imagetest.Reg("new", "new").With(func(f *imagetest.File) { f.UID = 7 }))
+		imagetest.Reg("new", "new").With(func(f *imagetest.Entry) { f.UID = 7 }))
 	if _, err := imagetest.WriteLayout(b, "s", imagetest.GzipBlob(layer)); err != nil {
 		t.Fatal(err)
 	}

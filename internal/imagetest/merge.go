@@ -10,7 +10,7 @@ import (
 
 // Merge writes each list of files as a layer, merges the layers oldest first and returns the
 // index with the uncompressed layers its content locators point into.
-func Merge(layers ...[]File) (*index.Index, [][]byte, error) {
+func Merge(layers ...[]Entry) (*index.Index, [][]byte, error) {
 	m := overlay.New(overlay.Options{})
 	var raw [][]byte
 	for i, files := range layers {

@@ -30,7 +30,7 @@ func write(dir string) error {
 		return err
 	}
 	reg, d, sym, hard := imagetest.Reg, imagetest.Dir, imagetest.Sym, imagetest.Hard
-	mode := func(f imagetest.File, m int64) imagetest.File { f.Mode = m; return f }
+	mode := func(f imagetest.Entry, m int64) imagetest.Entry { f.Mode = m; return f }
 	base := imagetest.Layer(
 		d("etc"), reg("etc/os-release", "NAME=\"sample\"\nVERSION=1\n"),
 		reg("etc/motd", "welcome to the sample image\n"),
@@ -40,7 +40,7 @@ func write(dir string) error {
 		reg("usr/lib/libold.so", strings.Repeat("old library ", 1000)),
 		d("var"), d("var/cache"), reg("var/cache/a", "stale"), reg("var/cache/b", "stale"),
 		mode(d("tmp"), 0o1777),
-		imagetest.File{Name: "dev/null", Type: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666},
+		imagetest.Entry{Name: "dev/null", Type: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666},
 	)
 	update := imagetest.Layer(
 		imagetest.Whiteout("etc/motd"),
@@ -48,13 +48,13 @@ func write(dir string) error {
 		reg("lib/libnew.so", strings.Repeat("new library ", 2000)),
 		imagetest.Whiteout("usr/lib/libold.so"),
 		mode(reg("usr/bin/tool", "#!/bin/sh\necho tool v2\n"), 0o755),
-		imagetest.File{Name: "usr/bin/ping", Body: "ping", Mode: 0o4755,
-			Xattrs: map[string]string{"security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}},
+		imagetest.Entry{Name: "usr/bin/ping", Body: "ping", Mode: 0o4755,
+			Xattrs: map[string]string{"security.capability": imagetest.CapNetRaw}},
 	)
 	top := imagetest.Layer(
 		reg("etc/hostname", "sample\n"),
 		hard("usr/bin/pong", "usr/bin/ping"),
-		imagetest.File{Name: "run/fifo", Type: tar.TypeFifo, Mode: 0o600},
+		imagetest.Entry{Name: "run/fifo", Type: tar.TypeFifo, Mode: 0o600},
 		reg("name with spaces and ünïcödé", "odd names are fine\n"),
 	)
 	_, err := imagetest.WriteLayout(dir, "sample",

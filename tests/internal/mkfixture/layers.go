@@ -5,16 +5,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ocirender/ocirender/tests/internal/fixture"
+	"github.com/ocirender/ocirender/internal/imagetest"
 )
 
 // o is the tree mkimage.sh fills with test constructs.
 const o = "opt/oci"
 
-var layers = map[string]func() ([]byte, error){
-	"raw-links":     func() ([]byte, error) { return fixture.Tar(rawLinks()) },
-	"raw-whiteouts": func() ([]byte, error) { return fixture.Tar(rawWhiteouts()) },
+var layers = map[string]func() []byte{
+	"raw-links":     func() []byte { return defaults.Layer(rawLinks()...) },
+	"raw-whiteouts": func() []byte { return defaults.Layer(rawWhiteouts()...) },
 }
+
+// defaults are for what the entries below leave zero, not the package's: mtimes with
+// nanoseconds, so PAX headers carry them, and symlinks 0777, as a file system has them.
+var defaults = imagetest.Options{Mtime: time.Date(2020, 1, 2, 3, 4, 5, 123456789, time.UTC), SymlinkMode: 0o777}
 
 func ts(s string) time.Time {
 	t, err := time.Parse(time.RFC3339Nano, s)
@@ -33,13 +37,13 @@ var (
 // rawLinks goes on top of the "rework" tag. Hard links across layers,
 // explicit opaque markers, writes through symlinked parents, long names
 // in PAX and GNU form, PAX-only numbers, xattrs and name cleaning.
-func rawLinks() []fixture.Entry {
+func rawLinks() []imagetest.Entry {
 	const (
 		dir  = tar.TypeDir
 		link = tar.TypeLink
 		sym  = tar.TypeSymlink
 	)
-	return []fixture.Entry{
+	return []imagetest.Entry{
 		// The root entry sets root metadata; ns mtime via PAX.
 		{Name: "./", Type: dir, Mode: 0o755, Mtime: ts("2023-05-06T07:08:09.987654321Z")},
 		// "./" prefix is cleaned.
@@ -94,7 +98,7 @@ func rawLinks() []fixture.Entry {
 		// Numbers only PAX can carry, byte-exact xattrs.
 		{Name: o + "/raw/big-ids", UID: 5000000, GID: 6000000, Body: "ids above the ustar octal limit\n"},
 		{Name: o + "/raw/caps", Mode: 0o755, Body: "#!/bin/sh\n",
-			Xattrs: map[string]string{"security.capability": fixture.CapNetRaw, "user.raw": "a=b\nc\x00d\xff"}},
+			Xattrs: map[string]string{"security.capability": imagetest.CapNetRaw, "user.raw": "a=b\nc\x00d\xff"}},
 		// PAX: an empty value deletes the record, so user.empty is not set.
 		{Name: o + "/raw/empty-xattr", Xattrs: map[string]string{"user.empty": "", "user.kept": "1"}},
 		{Name: o + "/raw/dir-xattr/", Type: dir, Xattrs: map[string]string{"user.dir": "on a directory", "trusted.t": "x"}},
@@ -134,9 +138,9 @@ func rawLinks() []fixture.Entry {
 // rawWhiteouts goes on top of "raw-links": whiteouts of subtrees, whiteout
 // and re-creation in one layer in both orders, missing parents, and type
 // replacements over symlinks and directories.
-func rawWhiteouts() []fixture.Entry {
+func rawWhiteouts() []imagetest.Entry {
 	const dir = tar.TypeDir
-	return []fixture.Entry{
+	return []imagetest.Entry{
 		{Name: o + "/long/.wh.deep"}, // a whole deep subtree
 		{Name: o + "/files/.wh.plain"},
 		{Name: o + "/files/plain", Body: "recreated after its whiteout\n"},

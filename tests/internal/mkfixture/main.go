@@ -37,11 +37,7 @@ func run(args []string) error {
 		if !ok {
 			return fmt.Errorf("unknown layer %q (have %v)", args[1], layerNames())
 		}
-		data, err := build()
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", args[1], err)
-		}
-		return os.WriteFile(args[2], data, 0o644)
+		return os.WriteFile(args[2], build(), 0o644)
 	case "recompress":
 		if len(args) != 5 {
 			return usage()

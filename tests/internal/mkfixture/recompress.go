@@ -10,7 +10,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ocirender/ocirender/tests/internal/fixture"
+	"github.com/ocirender/ocirender/internal/imagetest"
 )
 
 // A scheme re-encodes layer i (oldest first); encoders cycle by position.
@@ -36,7 +36,7 @@ var schemes = map[string][]encoder{
 
 type encoder struct {
 	what   string
-	encode func(tarData []byte) (fixture.Layer, error)
+	encode func(tarData []byte) (imagetest.Blob, error)
 }
 
 func schemeNames() []string {
@@ -53,8 +53,8 @@ func recompress(layout, from, to, scheme string) error {
 	if !ok {
 		return fmt.Errorf("unknown scheme %q (have %v)", scheme, schemeNames())
 	}
-	l := &fixture.Layout{Dir: layout}
-	return l.Recompress(from, to, func(i int, tarData []byte) (fixture.Layer, error) {
+	l := &imagetest.Layout{Dir: layout}
+	return l.Recompress(from, to, func(i int, tarData []byte) (imagetest.Blob, error) {
 		enc := encs[i%len(encs)]
 		layer, err := enc.encode(tarData)
 		if err != nil {
@@ -77,54 +77,54 @@ func filter(name string, args []string, in []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func pigz(args ...string) func([]byte) (fixture.Layer, error) {
-	return func(tarData []byte) (fixture.Layer, error) {
+func pigz(args ...string) func([]byte) (imagetest.Blob, error) {
+	return func(tarData []byte) (imagetest.Blob, error) {
 		data, err := filter("pigz", append([]string{"-c", "-n"}, args...), tarData)
-		return fixture.Layer{MediaType: v1.MediaTypeImageLayerGzip, Data: data}, err
+		return imagetest.Blob{MediaType: v1.MediaTypeImageLayerGzip, Data: data}, err
 	}
 }
 
-func plain(tarData []byte) (fixture.Layer, error) {
-	return fixture.Layer{MediaType: v1.MediaTypeImageLayer, Data: tarData}, nil
+func plain(tarData []byte) (imagetest.Blob, error) {
+	return imagetest.Blob{MediaType: v1.MediaTypeImageLayer, Data: tarData}, nil
 }
 
-func gzipMembers(tarData []byte) (fixture.Layer, error) {
+func gzipMembers(tarData []byte) (imagetest.Blob, error) {
 	var buf bytes.Buffer
 	half := len(tarData) / 2
 	for _, part := range [][]byte{tarData[:half], tarData[half:]} {
 		zw := gzip.NewWriter(&buf)
 		if _, err := zw.Write(part); err != nil {
-			return fixture.Layer{}, err
+			return imagetest.Blob{}, err
 		}
 		if err := zw.Close(); err != nil {
-			return fixture.Layer{}, err
+			return imagetest.Blob{}, err
 		}
 	}
-	return fixture.Layer{MediaType: v1.MediaTypeImageLayerGzip, Data: buf.Bytes()}, nil
+	return imagetest.Blob{MediaType: v1.MediaTypeImageLayerGzip, Data: buf.Bytes()}, nil
 }
 
-func gzipFlushing(tarData []byte) (fixture.Layer, error) {
+func gzipFlushing(tarData []byte) (imagetest.Blob, error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	for off := 0; off < len(tarData); off += 64 << 10 {
 		end := min(off+64<<10, len(tarData))
 		if _, err := zw.Write(tarData[off:end]); err != nil {
-			return fixture.Layer{}, err
+			return imagetest.Blob{}, err
 		}
 		if err := zw.Flush(); err != nil {
-			return fixture.Layer{}, err
+			return imagetest.Blob{}, err
 		}
 	}
 	if err := zw.Close(); err != nil {
-		return fixture.Layer{}, err
+		return imagetest.Blob{}, err
 	}
-	return fixture.Layer{MediaType: v1.MediaTypeImageLayerGzip, Data: buf.Bytes()}, nil
+	return imagetest.Blob{MediaType: v1.MediaTypeImageLayerGzip, Data: buf.Bytes()}, nil
 }
 
 // zstdFrames compresses with the zstd tool, one frame per chunk bytes of
 // input (one frame for all when chunk is 0).
-func zstdFrames(chunk int) func([]byte) (fixture.Layer, error) {
-	return func(tarData []byte) (fixture.Layer, error) {
+func zstdFrames(chunk int) func([]byte) (imagetest.Blob, error) {
+	return func(tarData []byte) (imagetest.Blob, error) {
 		if chunk == 0 {
 			chunk = len(tarData) + 1
 		}
@@ -133,10 +133,10 @@ func zstdFrames(chunk int) func([]byte) (fixture.Layer, error) {
 			end := min(off+chunk, len(tarData))
 			frame, err := filter("zstd", []string{"-q", "-c", "-3"}, tarData[off:end])
 			if err != nil {
-				return fixture.Layer{}, err
+				return imagetest.Blob{}, err
 			}
 			out = append(out, frame...)
 		}
-		return fixture.Layer{MediaType: v1.MediaTypeImageLayerZstd, Data: out}, nil
+		return imagetest.Blob{MediaType: v1.MediaTypeImageLayerZstd, Data: out}, nil
 	}
 }
