@@ -6,31 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ocirender/ocirender/verify"
 )
 
-// buildBuildahImages runs mkbuildah.sh (a no-op when its cache is current) and returns the
-// directory holding its layout, skopeo layout and docker archive.
+// buildBuildahImages runs mkbuildah.sh and returns the directory holding its layout,
+// skopeo layout and docker archive.
 func buildBuildahImages(t testing.TB, ctx context.Context) string {
 	t.Helper()
-	cache := os.Getenv("OCIRENDER_TEST_CACHE")
-	if cache == "" {
-		cache = "/var/cache/ocirender-test"
-	}
-	start := time.Now()
-	r, err := run(ctx, "bash", "mkbuildah.sh", cache)
-	if err != nil || r.code != 0 {
-		t.Fatalf("tests/mkbuildah.sh %s: %v %v", cache, err, r)
-	}
-	t.Logf("mkbuildah.sh: %v\n%s", time.Since(start).Round(time.Second), r.stderr)
-	lines := strings.Split(strings.TrimSpace(string(r.stdout)), "\n")
-	dir := lines[len(lines)-1]
-	if _, err := os.Stat(filepath.Join(dir, "layout", "index.json")); err != nil {
-		t.Fatalf("mkbuildah.sh printed %q, not its output directory: %v", dir, err)
-	}
-	return dir
+	return buildCachedImage(t, ctx, "mkbuildah.sh", filepath.Join("layout", "index.json"))
 }
 
 // requireBuildahDriver skips when mkbuildah.sh could not build driver's tags, and says why.

@@ -238,26 +238,32 @@ func debianNoise(d verify.Difference) bool {
 	return d.Kind == '~' && d.Field == "mtime" && umociUnpackTime[d.Path]
 }
 
-// buildDebianImage runs mkimage.sh (a no-op when its cache is current) and
-// returns the layout path.
-func buildDebianImage(t testing.TB, ctx context.Context) string {
+// buildCachedImage runs script (a no-op when its cache is current) with the test cache
+// directory and returns the path it prints last, which must hold marker.
+func buildCachedImage(t testing.TB, ctx context.Context, script, marker string) string {
 	t.Helper()
 	cache := os.Getenv("OCIRENDER_TEST_CACHE")
 	if cache == "" {
 		cache = "/var/cache/ocirender-test"
 	}
 	start := time.Now()
-	r, err := run(ctx, "bash", "mkimage.sh", cache)
+	r, err := run(ctx, "bash", script, cache)
 	if err != nil || r.code != 0 {
-		t.Fatalf("tests/mkimage.sh %s: %v %v", cache, err, r)
+		t.Fatalf("tests/%s %s: %v %v", script, cache, err, r)
 	}
-	t.Logf("mkimage.sh: %v\n%s", time.Since(start).Round(time.Second), r.stderr)
+	t.Logf("%s: %v\n%s", script, time.Since(start).Round(time.Second), r.stderr)
 	lines := strings.Split(strings.TrimSpace(string(r.stdout)), "\n")
-	layout := lines[len(lines)-1]
-	if _, err := os.Stat(filepath.Join(layout, "index.json")); err != nil {
-		t.Fatalf("mkimage.sh printed %q, not a layout: %v", layout, err)
+	out := lines[len(lines)-1]
+	if _, err := os.Stat(filepath.Join(out, marker)); err != nil {
+		t.Fatalf("%s printed %q, which holds no %s: %v", script, out, marker, err)
 	}
-	return layout
+	return out
+}
+
+// buildDebianImage runs mkimage.sh and returns the layout path.
+func buildDebianImage(t testing.TB, ctx context.Context) string {
+	t.Helper()
+	return buildCachedImage(t, ctx, "mkimage.sh", "index.json")
 }
 
 // TestDebianImageMatchesUmoci exports every tag of the Debian oracle image

@@ -117,7 +117,7 @@ type place struct {
 	shown string
 }
 
-// path is a name for the calls that take no directory descriptor (lgetxattr, llistxattr):
+// path is a name for the calls that take no directory descriptor (readlink, lgetxattr):
 // /proc/self/fd/DIRFD/NAME resolves DIRFD's directory and then NAME in it, without
 // following NAME, and it is short however deep the directory lies.
 func (p place) path() string {
@@ -149,7 +149,7 @@ func scanEntry(p place, rel string, st *unix.Stat_t) (Entry, error) {
 		e.Type = Dir
 	case unix.S_IFLNK:
 		e.Type = Symlink
-		target, err := readlink(p, st.Size)
+		target, err := os.Readlink(p.path()) // the final name is never followed
 		if err != nil {
 			return e, err
 		}
@@ -175,23 +175,6 @@ func scanEntry(p place, rel string, st *unix.Stat_t) (Entry, error) {
 	}
 	e.Xattrs = x
 	return e, nil
-}
-
-// readlink reads the target of the symlink at p, whose lstat size is size (0 on some file
-// systems, so the buffer grows until the target fits).
-func readlink(p place, size int64) (string, error) {
-	n := max(int(size)+1, 256)
-	for {
-		buf := make([]byte, n)
-		got, err := unix.Readlinkat(p.dirfd, p.name, buf)
-		if err != nil {
-			return "", &fs.PathError{Op: "readlink", Path: p.shown, Err: err}
-		}
-		if got < n {
-			return string(buf[:got]), nil
-		}
-		n *= 2
-	}
 }
 
 func fileDigest(p place) (string, error) {

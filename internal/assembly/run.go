@@ -116,8 +116,9 @@ func (a *Run) Finish() (*index.Index, error) {
 		select {
 		case r = <-a.results[i]:
 		case <-a.ctx.Done():
+			r.err = context.Cause(a.ctx)
 		}
-		if a.ctx.Err() != nil && (r.err != nil || r.changes == nil) {
+		if r.err != nil && a.ctx.Err() != nil {
 			// Cancelled (a failed download, a layer that never came, the caller): that is
 			// the failure, not a scan it cut short, whichever of the two the select saw.
 			r.err = context.Cause(a.ctx)
